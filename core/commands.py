@@ -1,0 +1,135 @@
+"""Commands (platform -> edge) and acknowledgements (edge -> platform) of contract v1."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from core import jsonfast
+from core.topics import TopicError, check_id
+
+
+class AckStatus(StrEnum):
+    """What became of a command on the gateway."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class Action(StrEnum):
+    """Device actions the contract defines; each is idempotent desired state."""
+
+    DIM = "dim"
+
+
+class CommandError(ValueError):
+    """A command or ack payload that does not follow the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Desired state for one device: the latest per (device, action) wins."""
+
+    device: str
+    action: Action
+    params: dict[str, Any]
+    origin: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    issued_at: float = field(default_factory=time.time)
+    expires_at: float | None = None
+
+    def to_json(self) -> bytes:
+        """Serialise to the wire form."""
+        return jsonfast.dumps({**asdict(self), "action": self.action.value})
+
+    def expired(self, now: float) -> bool:
+        """True once the command may no longer be applied."""
+        return self.expires_at is not None and now > self.expires_at
+
+
+def dim_level(params: dict[str, Any]) -> int:
+    """The validated 0-100 level of a dim command."""
+    level = params.get("level")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 <= level <= 100:
+        raise CommandError(f"dim 'level' must be a number 0-100: {level!r}")
+    return round(level)
+
+
+def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise CommandError(f"'{key}' missing or of the wrong type: {value!r}")
+    return value
+
+
+def parse_command(payload: bytes | bytearray | str) -> Command:
+    """Parse and validate a command payload; raises CommandError naming the problem."""
+    try:
+        obj = jsonfast.loads(payload)
+    except ValueError as exc:
+        raise CommandError(f"command is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CommandError("command must be a JSON object")
+    try:
+        action = Action(_require(obj, "action", str))
+    except ValueError:
+        raise CommandError(f"unknown action: {obj.get('action')!r}") from None
+    params = obj.get("params", {})
+    if not isinstance(params, dict):
+        raise CommandError(f"'params' must be an object: {params!r}")
+    expires = obj.get("expires_at")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise CommandError(f"'expires_at' must be a number or null: {expires!r}")
+    try:
+        device = check_id(_require(obj, "device", str), "device")
+    except TopicError as exc:
+        raise CommandError(str(exc)) from None
+    cmd = Command(
+        device=device,
+        action=action,
+        params=params,
+        origin=_require(obj, "origin", str),
+        id=_require(obj, "id", str),
+        issued_at=float(_require(obj, "issued_at", (int, float))),
+        expires_at=None if expires is None else float(expires),
+    )
+    if cmd.action is Action.DIM:
+        dim_level(cmd.params)
+    return cmd
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The gateway's answer to one command."""
+
+    id: str
+    device: str
+    status: AckStatus
+    detail: str = ""
+
+    def to_json(self) -> bytes:
+        """Serialise to the wire form."""
+        return jsonfast.dumps({"id": self.id, "device": self.device, "status": self.status.value,
+                               "detail": self.detail})
+
+
+def parse_ack(payload: bytes | bytearray | str) -> Ack:
+    """Parse and validate an ack payload; raises CommandError naming the problem."""
+    try:
+        obj = jsonfast.loads(payload)
+    except ValueError as exc:
+        raise CommandError(f"ack is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CommandError("ack must be a JSON object")
+    try:
+        status = AckStatus(_require(obj, "status", str))
+    except ValueError:
+        raise CommandError(f"unknown ack status: {obj.get('status')!r}") from None
+    detail = obj.get("detail", "")
+    return Ack(_require(obj, "id", str), _require(obj, "device", str), status,
+               detail if isinstance(detail, str) else str(detail))

@@ -1,0 +1,102 @@
+"""The edge agent of one gateway: its ports, converters, uplink and actuation wired together."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from core.commands import Command, dim_level
+from core.registry import Device, Registry
+from core.senml import Reading
+from core.settings import MqttSettings
+from edge.actuation import Actuator
+from edge.converters import LoraConverter, rg15_readings
+from edge.device_codecs import encode_dim
+from edge.lora_frame import encode_downlink
+from edge.reading_buffer import ReadingBuffer
+from edge.rg15 import RG15Reading
+from edge.rg15_port import RG15Port
+from edge.rn2483_port import RN2483Port
+from edge.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+LORA_PORT = "lora"
+
+
+class EdgeConfigError(ValueError):
+    """The registry and the port map do not fit together; the message says how."""
+
+
+class EdgeAgent:
+    """Reads every device of one gateway and keeps the platform informed; applies its commands."""
+
+    def __init__(self, gateway: str, registry: Registry, ports: dict[str, str], mqtt_settings: MqttSettings,
+                 *, flush_interval: float = 1.0, rg15_poll_interval: float = 10.0,
+                 buffer_max: int = 100_000, retry_interval: float = 30.0) -> None:
+        if gateway not in registry.gateways:
+            raise EdgeConfigError(f"gateway {gateway!r} is not in the registry")
+        self.gateway = gateway
+        self.devices = {d.id: d for d in registry.devices_of(gateway)}
+        self.buffer = ReadingBuffer(buffer_max)
+        self.uplink = Uplink(gateway, mqtt_settings, self.buffer, self._on_command, flush_interval=flush_interval)
+        self.actuator = Actuator(self.devices, self._transmit, self.uplink.send_ack,
+                                 retry_interval=retry_interval)
+        lora_devices = [d for d in self.devices.values() if d.link == "lora"]
+        self.lora: RN2483Port | None = None
+        self.converter = LoraConverter(lora_devices)
+        if lora_devices:
+            if LORA_PORT not in ports:
+                raise EdgeConfigError(f"gateway {gateway} has LoRa devices but no '{LORA_PORT}' port "
+                                      f"(give --port {LORA_PORT}=/dev/ttyX)")
+            self.lora = RN2483Port(ports[LORA_PORT], self._on_frame)
+        self.rain_gauges: list[RG15Port] = []
+        for d in self.devices.values():
+            if d.link == "serial":
+                if d.port not in ports:
+                    raise EdgeConfigError(f"device {d.id} needs port {d.port!r}, which the port map lacks "
+                                          f"(give --port {d.port}=/dev/ttyX)")
+                self.rain_gauges.append(RG15Port(ports[str(d.port)], partial(self._on_rain, d),
+                                                 poll_interval=rg15_poll_interval))
+
+    def start(self) -> None:
+        """Open the ports and connect; everything retries in the background."""
+        self.actuator.start()
+        self.uplink.start()
+        if self.lora:
+            self.lora.start()
+        for port in self.rain_gauges:
+            port.start()
+        log.info("edge agent %s started: %d devices, %d serial ports", self.gateway, len(self.devices),
+                 len(self.rain_gauges) + (1 if self.lora else 0))
+
+    def stop(self) -> None:
+        """Close the ports, then flush and disconnect the uplink."""
+        for port in self.rain_gauges:
+            port.stop()
+        if self.lora:
+            self.lora.stop()
+        self.actuator.stop()
+        self.uplink.stop()
+
+    def _on_frame(self, frame: bytes, received: float) -> None:
+        readings = self.converter.convert(frame, received)
+        self._accept(readings)
+
+    def _on_rain(self, device: Device, reading: RG15Reading, received: float) -> None:
+        self._accept(rg15_readings(device, reading, received))
+
+    def _accept(self, readings: list[Reading]) -> None:
+        self.buffer.extend(readings)
+        for r in readings:
+            if r.metric == "dim_level" and isinstance(r.value, float):
+                self.actuator.observe_level(r.device, r.value)
+
+    def _on_command(self, command: Command) -> None:
+        self.actuator.submit(command)
+
+    def _transmit(self, device: Device, command: Command) -> bool:
+        if self.lora is None or device.address is None:
+            return False
+        frame = encode_downlink(device.address, encode_dim(dim_level(command.params)))
+        return self.lora.send(frame, timeout=5.0)

@@ -1,0 +1,61 @@
+"""`smartcity edge`: run the agent of one gateway until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from core.registry import load
+from core.settings import mqtt_from_env
+from edge.agent import EdgeAgent, EdgeConfigError
+from smartcity.runtime import run_until_stopped
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the edge subcommand (the broker comes from SMARTCITY_MQTT_*)."""
+    parser.add_argument("--gateway", required=True, help="this gateway's id in the registry")
+    parser.add_argument("--port", action="append", default=[], metavar="NAME=PATH",
+                        help="serial port for a port name, e.g. lora=/dev/ttyUSB0 or rg15=/dev/ttyAMA0")
+    parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
+    parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
+    parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
+
+
+def port_map(args: argparse.Namespace) -> dict[str, str]:
+    """Ports from --port-map (this gateway's entry) overridden by --port options."""
+    ports: dict[str, str] = {}
+    if args.port_map:
+        data = json.loads(Path(args.port_map).read_text())
+        ports.update(data.get(args.gateway, {}))
+    for item in args.port:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise EdgeConfigError(f"--port must be NAME=PATH: {item!r}")
+        ports[name] = path
+    return ports
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent; returns 2 on a configuration error."""
+    settings = mqtt_from_env()
+    settings.username = settings.username or args.gateway
+    try:
+        agent = EdgeAgent(args.gateway, load(args.registry), port_map(args), settings,
+                          flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
+    except (EdgeConfigError, OSError, ValueError) as exc:
+        log.error("edge agent not started: %s", exc)
+        return 2
+    agent.start()
+    try:
+        run_until_stopped(args.duration)
+    finally:
+        agent.stop()
+        log.info("edge agent %s stopped: %d readings in %d batches, %d dropped, %d commands applied, "
+                 "%d failed, frame problems %s, lost LoRa frames %d", args.gateway, agent.uplink.readings_sent,
+                 agent.uplink.batches_sent, agent.buffer.dropped, agent.actuator.applied, agent.actuator.failed,
+                 dict(agent.converter.problems), agent.converter.lost_frames)
+    return 0

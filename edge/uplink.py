@@ -1,0 +1,113 @@
+"""The gateway's MQTT link: birth and last will, SenML batches at QoS 1, commands in, acks out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from core import jsonfast, mqtt, senml, topics
+from core.commands import Ack, Command, CommandError, parse_command
+from core.settings import MqttSettings
+from core.topics import Channel
+from edge.reading_buffer import ReadingBuffer
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = "smartcity-edge/0.1.0"
+
+
+class Uplink:
+    """Publishes buffered readings every flush_interval; hands validated commands to on_command."""
+
+    def __init__(self, gateway: str, settings: MqttSettings, buffer: ReadingBuffer,
+                 on_command: Callable[[Command], None], *, flush_interval: float = 1.0,
+                 batch_size: int = 500) -> None:
+        self.gateway = gateway
+        self._settings = settings
+        self._buffer = buffer
+        self._on_command = on_command
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self.seq = 0
+        self.batches_sent = 0
+        self.readings_sent = 0
+        self.bad_commands = 0
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._publish_loop, name=f"uplink-{gateway}", daemon=True)
+        self._client = mqtt.new_client(settings, f"smartcity-edge-{gateway}")
+        self._client.will_set(topics.topic(gateway, Channel.STATUS), jsonfast.dumps({"state": "offline"}),
+                              qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start publishing."""
+        mqtt.connect(self._client, self._settings)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Send what is buffered if connected, announce going offline, disconnect."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self.connected.is_set():
+            info = self._client.publish(topics.topic(self.gateway, Channel.STATUS),
+                                        jsonfast.dumps({"state": "offline"}), qos=1, retain=True)
+            info.wait_for_publish(timeout=5)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def send_ack(self, ack: Ack) -> None:
+        """Publish a command acknowledgement (queued by paho if the link is down)."""
+        self._client.publish(topics.topic(self.gateway, Channel.ACKS), ack.to_json(), qos=1)
+
+    def _on_connect(self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
+                    _props: object) -> None:
+        if reason.is_failure:
+            log.error("gateway %s: MQTT connect refused: %s", self.gateway, reason)
+            return
+        birth = {"state": "online", "agent": AGENT_VERSION, "since": time.time(), "seq": self.seq}
+        client.publish(topics.topic(self.gateway, Channel.STATUS), jsonfast.dumps(birth), qos=1, retain=True)
+        client.subscribe(topics.topic(self.gateway, Channel.COMMANDS), qos=1)
+        self.connected.set()
+        log.info("gateway %s connected to %s:%d", self.gateway, self._settings.host, self._settings.port)
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
+                       _props: object) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("gateway %s: MQTT disconnected (%s); readings are buffered", self.gateway, reason)
+
+    def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
+        try:
+            command = parse_command(msg.payload)
+        except CommandError as exc:
+            self.bad_commands += 1
+            log.warning("gateway %s: rejected command on %s: %s", self.gateway, msg.topic, exc)
+            return
+        self._on_command(command)
+
+    def _publish_loop(self) -> None:
+        while not self._stop.wait(self._flush_interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Publish everything buffered, in batches, while connected."""
+        while self.connected.is_set() and len(self._buffer):
+            batch = self._buffer.take(self._batch_size)
+            info = self._client.publish(topics.topic(self.gateway, Channel.READINGS),
+                                        senml.encode(batch, self.seq), qos=1)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                self._buffer.put_back(batch)
+                return
+            self.seq += 1
+            self.batches_sent += 1
+            self.readings_sent += len(batch)

@@ -1,0 +1,1 @@
+"""Simulated field-device firmware that speaks the real wire protocols on pseudo-terminals."""

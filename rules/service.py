@@ -1,0 +1,99 @@
+"""The rules service: readings from MQTT into the vectorised engine, commands back out over MQTT.
+
+The engine itself knows nothing of MQTT (rules/engine.py); this module feeds it, evaluates it on
+a timer and right after each batch (so that a presence switches lights on within one message),
+and publishes each command at QoS 1 to the gateway that owns the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from core import mqtt, topics
+from core.registry import WatchedRegistry
+from core.senml import SenMLError, decode
+from core.settings import MqttSettings
+from core.topics import Channel, TopicError
+from rules.engine import RulesEngine
+from rules.rule_file import RuleSet
+
+log = logging.getLogger(__name__)
+
+
+class RulesService:
+    """One rules worker evaluating every rule over every zone (partitioning zones comes later)."""
+
+    def __init__(self, mqtt_settings: MqttSettings, ruleset: RuleSet, registry: WatchedRegistry, *,
+                 client_id: str = "smartcity-rules", evaluate_interval: float = 0.5) -> None:
+        self._settings = mqtt_settings
+        self._registry = registry
+        self._registry_seen = registry.get()
+        self.engine = RulesEngine(ruleset, self._registry_seen, time.time())
+        self._lock = threading.Lock()
+        self._evaluate_interval = evaluate_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._timer_loop, name="rules-timer", daemon=True)
+        self.messages = 0
+        self.bad_messages = 0
+        self.commands_published = 0
+        self.connected = threading.Event()
+        self._client = mqtt.new_client(mqtt_settings, client_id)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        """Connect and start evaluating."""
+        mqtt.connect(self._client, self._settings)
+        self._client.loop_start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop evaluating and disconnect."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
+                    _props: object) -> None:
+        if reason.is_failure:
+            log.error("MQTT connect refused: %s", reason)
+            return
+        client.subscribe(topics.subscription(Channel.READINGS), qos=1)
+        self.connected.set()
+        log.info("rules connected to %s:%d", self._settings.host, self._settings.port)
+
+    def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
+        self.messages += 1
+        try:
+            topics.parse(msg.topic)
+            pack = decode(msg.payload)
+        except (TopicError, SenMLError) as exc:
+            self.bad_messages += 1
+            log.warning("rules ignored message on %s: %s", msg.topic, exc)
+            return
+        with self._lock:
+            self.engine.ingest(pack.readings)
+        self._evaluate()
+
+    def _timer_loop(self) -> None:
+        while not self._stop.wait(self._evaluate_interval):
+            registry = self._registry.get()
+            if registry is not self._registry_seen:
+                with self._lock:
+                    self.engine.rebuild(registry)
+                self._registry_seen = registry
+            self._evaluate()
+
+    def _evaluate(self) -> None:
+        with self._lock:
+            commands = self.engine.evaluate(time.time())
+        for gateway, command in commands:
+            self._client.publish(topics.topic(gateway, Channel.COMMANDS), command.to_json(), qos=1)
+            self.commands_published += 1
+            log.info("rule %s: %s %s %s", command.origin, command.device, command.action.value, command.params)

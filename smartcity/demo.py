@@ -1,0 +1,212 @@
+"""`smartcity demo`: the whole platform with a simulated city, on this machine, in one command.
+
+Starts mosquitto and influxd as children (config and data under the state directory, loopback,
+free ports), then the firmware simulators, one edge agent per gateway, ingest, rules and the API,
+each as its own process exactly as in production. Ctrl-C or --duration stops everything in order
+and prints a summary read back from InfluxDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from core.influx import InfluxClient, InfluxConfig, InfluxError
+from core.kinds import KINDS
+from core.registry import load
+from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
+from smartcity.runtime import stop_event
+from smartcity.services import (
+    Broker,
+    ChildProcess,
+    Influxd,
+    ServiceError,
+    free_port,
+    new_password,
+    spawn,
+    start_influxd,
+    start_mosquitto,
+)
+
+SERVICE_USERS = ("ingest", "rules", "operator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the demo subcommand."""
+    parser.add_argument("--state-dir", default=".state", help="where config, data and logs go")
+    parser.add_argument("--mqtt-port", type=int, default=0, help="broker port (default: a free one)")
+    parser.add_argument("--influx-port", type=int, default=0, help="InfluxDB HTTP port (default: a free one)")
+    parser.add_argument("--api-port", type=int, default=0, help="API port (default: 8000 if free)")
+    parser.add_argument("--rules", default=None,
+                        help="rule file (default: rules/examples/presence-lighting.toml)")
+    parser.add_argument("--report-interval", type=float, default=2.0,
+                        help="seconds between simulated device reports (real devices: 10-15 min)")
+    parser.add_argument("--busy-seconds", type=float, default=20.0, help="simulated people about, per cycle")
+    parser.add_argument("--quiet-seconds", type=float, default=40.0, help="simulated nobody about, per cycle")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # the demo talks to the person who started it
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Demo:
+    """The running demo: servers, services, and how to stop them."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.state = Path(args.state_dir).resolve()
+        self.logs = self.state / "logs"
+        self.registry = load(args.registry)
+        self.children: list[ChildProcess] = []
+        self.broker: Broker | None = None
+        self.influxd: Influxd | None = None
+        self.influx_settings = InfluxSettings(database="smartcity")
+        self.api_url = ""
+
+    def _service(self, name: str, argv: list[str], mqtt_user: str | None) -> ChildProcess:
+        if self.broker is None:
+            raise ServiceError("the broker must be started before the services")
+        env = dict(os.environ)
+        if mqtt_user:
+            env.update(mqtt_to_env(MqttSettings(self.broker.host, self.broker.port, mqtt_user,
+                                                self.broker.users[mqtt_user])))
+        env.update(influx_to_env(self.influx_settings))
+        cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
+               "--registry", self.args.registry, *argv[1:]]
+        child = spawn(name, cmd, self.logs / f"{name}.log", env=env)
+        self.children.append(child)
+        return child
+
+    def start(self) -> None:
+        """Bring everything up, servers first."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        users = {u: new_password() for u in (*self.registry.gateways, *SERVICE_USERS)}
+        (self.state / "credentials.json").write_text(json.dumps(users, indent=1))
+        (self.state / "credentials.json").chmod(0o600)
+        self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
+        self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
+        self.influx_settings.url = self.influxd.url
+        with self._influx() as influx:
+            influx.create_database()
+        port_map = self.state / "ports.json"
+        port_map.unlink(missing_ok=True)
+        self._service("sim", ["sim", "--port-map", str(port_map), "--report-interval",
+                              str(self.args.report_interval), "--busy-seconds", str(self.args.busy_seconds),
+                              "--quiet-seconds", str(self.args.quiet_seconds), "--seed", str(self.args.seed)],
+                      None)
+        deadline = time.monotonic() + 15
+        while not port_map.exists():
+            if time.monotonic() > deadline or not self.children[0].running():
+                raise ServiceError(f"simulator did not write {port_map}:\n{self.children[0].log_tail()}")
+            time.sleep(0.05)
+        for gateway in self.registry.gateways:
+            self._service(f"edge-{gateway}", ["edge", "--gateway", gateway, "--port-map", str(port_map)],
+                          gateway)
+        self._service("ingest", ["ingest", "--client-id", "smartcity-ingest-demo"], "ingest")
+        rules = ["--rules", self.args.rules] if self.args.rules else []
+        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", *rules], "rules")
+        api_port = self.args.api_port or (8000 if _port_free(8000) else free_port())
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], None)
+
+    def _influx(self) -> InfluxClient:
+        s = self.influx_settings
+        return InfluxClient(InfluxConfig(s.url, s.database, s.username, s.password))
+
+    def stop(self) -> None:
+        """Stop services in data-flow order, then the servers."""
+        for child in self.children:
+            child.stop()
+        if self.influxd:
+            self.influxd.stop()
+        if self.broker:
+            self.broker.stop()
+
+    def dead_children(self) -> list[ChildProcess]:
+        """Services that exited on their own."""
+        return [c for c in self.children if not c.running()]
+
+    def summary(self) -> list[str]:
+        """What reached InfluxDB: reports per kind, commands sent and acknowledged, light levels now."""
+        out = []
+        with self._influx() as influx:
+            for kind, spec in KINDS.items():
+                field = next(iter(spec.metrics))
+                rows = [r for s in influx.query(f'SELECT count("{field}") FROM "{kind}" GROUP BY "device"')
+                        for r in s.rows()]
+                total = sum(int(r["count"]) for r in rows)
+                out.append(f"  {kind:<13} {total:>6} reports from {len(rows)} devices")
+            sent = sum(int(r["count"]) for s in influx.query('SELECT count("id") FROM "command"')
+                       for r in s.rows())
+            acks = {s.tags.get("status", "?"): int(s.values[0][1])
+                    for s in influx.query('SELECT count("id") FROM "command_ack" GROUP BY "status"')}
+            out.append(f"  commands sent {sent}, acknowledged: "
+                       + (", ".join(f"{k} {v}" for k, v in sorted(acks.items())) or "none"))
+            levels: dict[str, list[int]] = {}
+            for s in influx.query('SELECT last("dim_level") FROM "street_light" GROUP BY "wijk"'):
+                levels[s.tags["wijk"]] = [int(r["last"]) for r in s.rows()]
+            changes = influx.query('SELECT count("dim_level") FROM "street_light" WHERE "dim_level" < 100')
+            dimmed = sum(int(r["count"]) for s in changes for r in s.rows())
+            out.append(f"  street-light reports below 100 %: {dimmed}; latest level per wijk: "
+                       + ", ".join(f"{w} {v[0]} %" for w, v in sorted(levels.items())))
+        return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until Ctrl-C or --duration; returns the exit status."""
+    stop = stop_event()
+    demo = Demo(args)
+    started = time.monotonic()
+    status = 0
+    try:
+        demo.start()
+        if demo.broker is None or demo.influxd is None:
+            raise ServiceError("servers did not start")
+        _say(f"""
+smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.registry.devices)} devices)
+  open data API  {demo.api_url}/v1/latest   (health: {demo.api_url}/healthz, docs: {demo.api_url}/docs)
+  InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
+  MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
+  logs           {demo.logs}/
+Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}.""")
+        deadline = started + args.duration if args.duration else None
+        while not stop.wait(1.0):
+            if deadline and time.monotonic() >= deadline:
+                break
+            dead = demo.dead_children()
+            if dead:
+                for c in dead:
+                    _say(f"service {c.name} exited with {c.process.returncode}; log:\n{c.log_tail()}")
+                status = 1
+                break
+    except (ServiceError, InfluxError, OSError) as exc:
+        _say(f"demo failed to start: {exc}")
+        demo.stop()
+        return 1
+    _say("stopping ...")
+    # Producers first, in data-flow order: the edge agents flush their last batches before ingest
+    # stops, so the summary counts everything the devices sent.
+    for child in demo.children:
+        child.stop()
+    try:
+        lines = demo.summary()
+    except InfluxError as exc:
+        lines = [f"  (summary unavailable: {exc})"]
+    demo.stop()
+    _say(f"summary after {time.monotonic() - started:.0f} s:\n" + "\n".join(lines))
+    return status

@@ -1,0 +1,121 @@
+"""The whole pipeline, each service in its own process as in production:
+simulated firmware -> pseudo-terminals -> edge agents -> mosquitto -> ingest -> InfluxDB,
+and rules -> commands -> edge -> LoRa downlink -> the simulated light's next readings.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.settings import InfluxSettings, influx_to_env, mqtt_to_env
+from smartcity.services import spawn
+from tests.conftest import settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+
+FAST_RULES = """
+version = 1
+[[rules]]
+name = "presence-lighting"
+type = "presence_dimming"
+zone = "wijk"
+sensor_kind = "occupancy"
+sensor_metric = "presence"
+target_kind = "street_light"
+on_level = 100
+off_level = 20
+hold_seconds = 1.5
+reassert_seconds = 0
+"""
+
+
+def points(influx, q):
+    return [row for s in influx.query(q) for row in s.rows()]
+
+
+@pytest.fixture
+def pipeline(tmp_path, broker, influxd, influx, demo_registry):
+    children = []
+
+    def service(name, args, user):
+        env = dict(os.environ)
+        if user:
+            env.update(mqtt_to_env(settings_for(broker, user)))
+        env.update(influx_to_env(InfluxSettings(influxd.url, influx.config.database)))
+        child = spawn(name, [sys.executable, "-m", "smartcity", args[0], *args[1:]], tmp_path / f"{name}.log", env)
+        children.append(child)
+        return child
+
+    port_map = tmp_path / "ports.json"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(FAST_RULES)
+    sim = service("sim", ["sim", "--port-map", str(port_map), "--report-interval", "0.3",
+                          "--busy-seconds", "3", "--quiet-seconds", "5", "--seed", "7"], None)
+    wait_for(port_map.exists, 15)
+    for gw in demo_registry.gateways:
+        service(f"edge-{gw}", ["edge", "--gateway", gw, "--port-map", str(port_map), "--flush-interval", "0.2",
+                               "--rg15-poll-interval", "0.5"], gw)
+    service("ingest", ["ingest", "--client-id", "e2e-ingest", "--flush-interval", "0.1"], "ingest")
+    service("rules", ["rules", "--rules", str(rules), "--client-id", "e2e-rules", "--evaluate-interval", "0.2"],
+            "rules")
+    yield {"sim": sim, "children": children, "port_map": json.loads(port_map.read_text())}
+    for child in children:
+        child.stop()
+    for child in children:
+        assert child.process.returncode == 0, f"{child.name} exited {child.process.returncode}:\n{child.log_tail()}"
+        assert "Traceback" not in child.log_path.read_text(), child.log_tail(40)
+
+
+def test_readings_flow_in_and_a_rule_dims_a_light_as_its_next_readings_show(pipeline, influx, demo_registry):
+    kinds = ("street_light", "rain_gauge", "occupancy")
+
+    def every_device_reported():
+        counts = {}
+        for kind in kinds:
+            counts[kind] = len(points(influx, f'SELECT last(*) FROM "{kind}" GROUP BY "device"'))
+        return counts == {"street_light": 12, "rain_gauge": 2, "occupancy": 4}
+
+    wait_for(every_device_reported, 30)
+
+    # The rule dims some wijk to 20 % (a light is commanded, acknowledges, and then reports 20 %).
+    dim_commands = """SELECT first("level") FROM "command" WHERE "level" = 20.0 GROUP BY "device" """
+    wait_for(lambda: points(influx, dim_commands), 30)
+    dimmed_after = {}
+    for s in influx.query(dim_commands):
+        dimmed_after[s.tags["device"]] = s.values[0][0]
+    light, issued_ms = sorted(dimmed_after.items())[0]
+
+    def light_reports_20():
+        rows = points(influx, f"""SELECT "dim_level", "power" FROM "street_light" WHERE "device" = '{light}' """
+                              f"AND time > {issued_ms}ms")
+        return [r for r in rows if r["dim_level"] == 20.0]
+
+    dimmed_rows = wait_for(light_reports_20, 20)
+    # Power follows the dim level: a 20 % LED draws far less than the rated ~40 W.
+    assert all(r["power"] < 15 for r in dimmed_rows)
+    applied = f"""SELECT "id" FROM "command_ack" WHERE "device" = '{light}' AND "status" = 'applied' """
+    wait_for(lambda: points(influx, applied), 10)
+    # Every wijk's sensors eventually see people again, and its lights come back to 100 %.
+    wait_for(lambda: points(influx, f"""SELECT "dim_level" FROM "street_light" WHERE "device" = '{light}' """
+                                    f"AND \"dim_level\" = 100.0 AND time > {issued_ms}ms"), 30)
+
+
+def test_the_demo_runs_and_prints_its_summary(tmp_path):
+    """Quick start 1, shortened: `smartcity demo --duration` starts everything and reports what it stored."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "smartcity", "demo", "--duration", "12", "--state-dir",
+                             str(tmp_path / "state"), "--report-interval", "0.5", "--busy-seconds", "3",
+                             "--quiet-seconds", "40"], check=False, capture_output=True, text=True, timeout=90)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert time.monotonic() - started < 60
+    assert "/v1/latest" in out and "InfluxDB" in out
+    for kind, devices in (("street_light", 12), ("rain_gauge", 2), ("occupancy", 4)):
+        line = next(line for line in out.splitlines() if line.strip().startswith(kind))
+        reports = int(line.split()[1])
+        assert reports > 0 and f"from {devices} devices" in line, out
+    assert "commands sent" in out

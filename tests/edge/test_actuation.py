@@ -1,0 +1,114 @@
+"""Desired-state actuation on the gateway, with a fake radio (the real one is covered in the agent tests)."""
+
+import threading
+import time
+
+import pytest
+
+from core.commands import AckStatus, Action, Command
+from core.registry import load
+from edge.actuation import Actuator
+from smartcity.data import demo_registry_path
+from tests.conftest import wait_for
+
+DEVICES = {d.id: d for d in load(demo_registry_path()).devices_of("gw-vs-01")}
+
+
+class FakeRadio:
+    def __init__(self, ok=True, delay=0.0):
+        self.sent = []
+        self.ok = ok
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, device, command):
+        self.gate.wait(5)
+        time.sleep(self.delay)
+        self.sent.append((device.id, command.params["level"]))
+        return self.ok
+
+
+@pytest.fixture
+def actuator_parts():
+    radio, acks = FakeRadio(), []
+    act = Actuator(DEVICES, radio, acks.append, retry_interval=0.0)
+    act.start()
+    yield act, radio, acks
+    act.stop()
+
+
+def dim(device, level, **kw):
+    return Command(device, Action.DIM, {"level": level}, "test", **kw)
+
+
+def test_a_dim_command_is_sent_and_acknowledged_as_applied(actuator_parts):
+    act, radio, acks = actuator_parts
+    cmd = dim("vs-sl-101", 20)
+    act.submit(cmd)
+    wait_for(lambda: acks, 5)
+    assert radio.sent == [("vs-sl-101", 20)]
+    assert (acks[0].id, acks[0].status) == (cmd.id, AckStatus.APPLIED)
+
+
+@pytest.mark.parametrize(("cmd", "detail"), [
+    (dim("ws-sl-101", 20), "not on this gateway"),
+    (dim("vs-oc-101", 20), "cannot dim"),
+    (Command("vs-sl-101", Action.DIM, {"level": 300}, "t"), "0-100"),
+])
+def test_commands_that_cannot_apply_are_rejected_with_a_reason(actuator_parts, cmd, detail):
+    act, radio, acks = actuator_parts
+    act.submit(cmd)
+    assert acks[0].status is AckStatus.REJECTED and detail in acks[0].detail
+    assert radio.sent == []
+
+
+def test_expired_commands_are_not_sent(actuator_parts):
+    act, radio, acks = actuator_parts
+    act.submit(dim("vs-sl-101", 20, expires_at=time.time() - 1))
+    assert acks[0].status is AckStatus.EXPIRED
+    assert radio.sent == []
+
+
+def test_the_latest_command_wins_and_a_late_older_one_is_refused(actuator_parts):
+    act, radio, acks = actuator_parts
+    radio.gate.clear()  # hold the radio so that commands pile up
+    act.submit(dim("vs-sl-102", 50))  # taken by the worker, blocked in the radio
+    time.sleep(0.1)
+    older = dim("vs-sl-101", 30, issued_at=time.time() - 10)
+    newer = dim("vs-sl-101", 100)
+    act.submit(dim("vs-sl-101", 60, issued_at=time.time() - 5))
+    act.submit(newer)
+    act.submit(older)
+    radio.gate.set()
+    wait_for(lambda: len(radio.sent) == 2, 5)
+    assert radio.sent == [("vs-sl-102", 50), ("vs-sl-101", 100)]
+    statuses = {a.detail.split(" ")[0]: a.status for a in acks}
+    assert statuses["superseded"] is AckStatus.REJECTED
+    assert [a.status for a in acks if a.id == newer.id] == [AckStatus.APPLIED]
+    assert [a.status for a in acks if a.id == older.id] == [AckStatus.REJECTED]
+
+
+def test_a_light_reporting_another_level_gets_the_desired_one_again(actuator_parts):
+    act, radio, acks = actuator_parts
+    act.submit(dim("vs-sl-101", 20))
+    wait_for(lambda: len(radio.sent) == 1, 5)
+    act.observe_level("vs-sl-101", 20.0)  # matches: nothing to do
+    time.sleep(0.1)
+    assert len(radio.sent) == 1
+    act.observe_level("vs-sl-101", 100.0)  # e.g. the light rebooted
+    wait_for(lambda: len(radio.sent) == 2, 5)
+    assert radio.sent[-1] == ("vs-sl-101", 20)
+    assert len(acks) == 1  # a resend is not a new command
+
+
+def test_a_failed_transmission_is_acknowledged_as_failed():
+    radio, acks = FakeRadio(ok=False), []
+    act = Actuator(DEVICES, radio, acks.append)
+    act.start()
+    try:
+        act.submit(dim("vs-sl-101", 20))
+        wait_for(lambda: acks, 5)
+        assert acks[0].status is AckStatus.FAILED
+    finally:
+        act.stop()
