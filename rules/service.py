@@ -95,5 +95,9 @@ class RulesService:
             commands = self.engine.evaluate(time.time())
         for gateway, command in commands:
             self._client.publish(topics.topic(gateway, Channel.COMMANDS), command.to_json(), qos=1)
-            self.commands_published += 1
-            log.info("rule %s: %s %s %s", command.origin, command.device, command.action.value, command.params)
+            log.debug("%s: %s %s %s", command.origin, command.device, command.action.value, command.params)
+        if commands:
+            self.commands_published += len(commands)
+            # One line per evaluation, not per command: a city-wide change is thousands of commands.
+            levels = sorted({str(c.params.get("level")) for _, c in commands})
+            log.info("published %d commands (levels %s)", len(commands), ", ".join(levels))

@@ -69,6 +69,10 @@ def _in_scope(rule: PresenceDimmingRule, kind: str,
 
 def build_topology(rules: Sequence[PresenceDimmingRule], registry: Registry) -> ZoneTopology:
     """Number the slots and inputs of the rules over the registry; raise RuleConflictError on overlap."""
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        # Slots are keyed by rule name (state carry-over, conflict messages): names must be unique.
+        raise ValueError(f"rule names must be unique: {sorted(n for n in set(names) if names.count(n) > 1)}")
     groups = _devices_by_kind_and_gemeente(registry)
     claimed: dict[str, str] = {}
     slot_keys: list[tuple[str, str]] = []

@@ -34,6 +34,7 @@ from smartcity.services import (
 )
 
 SERVICE_USERS = ("ingest", "rules", "operator")
+PROGRESS_INTERVAL = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +142,21 @@ class Demo:
         """Services that exited on their own."""
         return [c for c in self.children if not c.running()]
 
+    def progress(self) -> str:
+        """One line on what has arrived so far, for the person watching."""
+        try:
+            with self._influx() as influx:
+                counts = {}
+                for kind, spec in KINDS.items():
+                    field = next(iter(spec.metrics))
+                    counts[kind] = sum(int(r["count"]) for s in influx.query(f'SELECT count("{field}") FROM "{kind}"')
+                                       for r in s.rows())
+                commands = sum(int(r["count"]) for s in influx.query('SELECT count("id") FROM "command"')
+                               for r in s.rows())
+        except InfluxError as exc:
+            return f"InfluxDB not answering: {exc}"
+        return "stored " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" reports; {commands} commands"
+
     def summary(self) -> list[str]:
         """What reached InfluxDB: reports per kind, commands sent and acknowledged, light levels now."""
         out = []
@@ -185,9 +201,13 @@ smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.reg
   logs           {demo.logs}/
 Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}.""")
         deadline = started + args.duration if args.duration else None
+        next_progress = time.monotonic() + PROGRESS_INTERVAL
         while not stop.wait(1.0):
             if deadline and time.monotonic() >= deadline:
                 break
+            if time.monotonic() >= next_progress:
+                next_progress += PROGRESS_INTERVAL
+                _say(f"  [{time.monotonic() - started:4.0f} s] {demo.progress()}")
             dead = demo.dead_children()
             if dead:
                 for c in dead:

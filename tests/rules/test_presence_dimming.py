@@ -171,6 +171,11 @@ def test_rules_commanding_one_device_conflict(city: Registry) -> None:
     assert [k for k, _ in stack.slot_keys] == ["a", "a", "b"]
 
 
+def test_a_stack_needs_unique_rule_names(city: Registry) -> None:
+    with pytest.raises(ValueError, match=r"rule names must be unique: \['a'\]"):
+        PresenceDimmingStack([rule("a", gemeenten=["GM0001"]), rule("a", gemeenten=["GM0002"])], city, START)
+
+
 def test_stacked_rules_keep_their_own_parameters(city: Registry) -> None:
     stack = PresenceDimmingStack([rule("a", gemeenten=["GM0001"], on_level=80, off_level=0),
                                   rule("b", gemeenten=["GM0002"], hold_seconds=5, off_level=35)], city, START)
