@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from core import jsonfast
 from core.topics import TopicError, check_id
@@ -25,6 +25,9 @@ class Action(StrEnum):
     """Device actions the contract defines; each is idempotent desired state."""
 
     DIM = "dim"
+
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class CommandError(ValueError):
@@ -67,18 +70,27 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> An
     return value
 
 
-def parse_command(payload: bytes | bytearray | str) -> Command:
-    """Parse and validate a command payload; raises CommandError naming the problem."""
+def _json_object(payload: bytes | bytearray | str, what: str) -> dict[str, Any]:
     try:
         obj = jsonfast.loads(payload)
     except ValueError as exc:
-        raise CommandError(f"command is not JSON: {exc}") from None
+        raise CommandError(f"{what} is not JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise CommandError("command must be a JSON object")
+        raise CommandError(f"{what} must be a JSON object")
+    return obj
+
+
+def _member(enum: type[_E], obj: dict[str, Any], key: str) -> _E:
     try:
-        action = Action(_require(obj, "action", str))
+        return enum(_require(obj, key, str))
     except ValueError:
-        raise CommandError(f"unknown action: {obj.get('action')!r}") from None
+        raise CommandError(f"unknown {key}: {obj.get(key)!r}") from None
+
+
+def parse_command(payload: bytes | bytearray | str) -> Command:
+    """Parse and validate a command payload; raises CommandError naming the problem."""
+    obj = _json_object(payload, "command")
+    action = _member(Action, obj, "action")
     params = obj.get("params", {})
     if not isinstance(params, dict):
         raise CommandError(f"'params' must be an object: {params!r}")
@@ -120,16 +132,8 @@ class Ack:
 
 def parse_ack(payload: bytes | bytearray | str) -> Ack:
     """Parse and validate an ack payload; raises CommandError naming the problem."""
-    try:
-        obj = jsonfast.loads(payload)
-    except ValueError as exc:
-        raise CommandError(f"ack is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise CommandError("ack must be a JSON object")
-    try:
-        status = AckStatus(_require(obj, "status", str))
-    except ValueError:
-        raise CommandError(f"unknown ack status: {obj.get('status')!r}") from None
+    obj = _json_object(payload, "ack")
+    status = _member(AckStatus, obj, "status")
     detail = obj.get("detail", "")
     return Ack(_require(obj, "id", str), _require(obj, "device", str), status,
                detail if isinstance(detail, str) else str(detail))

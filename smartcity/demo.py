@@ -78,6 +78,7 @@ class Demo:
         self.influxd: Influxd | None = None
         self.influx_settings = InfluxSettings(database="smartcity")
         self.api_url = ""
+        self.since_ms = int(time.time() * 1000)
 
     def _service(self, name: str, argv: list[str], mqtt_user: str | None) -> ChildProcess:
         if self.broker is None:
@@ -142,17 +143,21 @@ class Demo:
         """Services that exited on their own."""
         return [c for c in self.children if not c.running()]
 
+    def _counts(self, influx: InfluxClient, measurement: str, field: str, where: str = "",
+                group: str = "") -> dict[str, int]:
+        # Only this run's data: a reused state directory keeps earlier runs' points.
+        q = f'SELECT count("{field}") FROM "{measurement}" WHERE time >= {self.since_ms}ms {where}'
+        if group:
+            q += f' GROUP BY "{group}"'
+        return {s.tags.get(group, ""): int(s.values[0][1]) for s in influx.query(q) if s.values}
+
     def progress(self) -> str:
         """One line on what has arrived so far, for the person watching."""
         try:
             with self._influx() as influx:
-                counts = {}
-                for kind, spec in KINDS.items():
-                    field = next(iter(spec.metrics))
-                    counts[kind] = sum(int(r["count"]) for s in influx.query(f'SELECT count("{field}") FROM "{kind}"')
-                                       for r in s.rows())
-                commands = sum(int(r["count"]) for s in influx.query('SELECT count("id") FROM "command"')
-                               for r in s.rows())
+                counts = {k: sum(self._counts(influx, k, next(iter(spec.metrics))).values())
+                          for k, spec in KINDS.items()}
+                commands = sum(self._counts(influx, "command", "id").values())
         except InfluxError as exc:
             return f"InfluxDB not answering: {exc}"
         return "stored " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" reports; {commands} commands"
@@ -162,24 +167,17 @@ class Demo:
         out = []
         with self._influx() as influx:
             for kind, spec in KINDS.items():
-                field = next(iter(spec.metrics))
-                rows = [r for s in influx.query(f'SELECT count("{field}") FROM "{kind}" GROUP BY "device"')
-                        for r in s.rows()]
-                total = sum(int(r["count"]) for r in rows)
-                out.append(f"  {kind:<13} {total:>6} reports from {len(rows)} devices")
-            sent = sum(int(r["count"]) for s in influx.query('SELECT count("id") FROM "command"')
-                       for r in s.rows())
-            acks = {s.tags.get("status", "?"): int(s.values[0][1])
-                    for s in influx.query('SELECT count("id") FROM "command_ack" GROUP BY "status"')}
+                per_device = self._counts(influx, kind, next(iter(spec.metrics)), group="device")
+                out.append(f"  {kind:<13} {sum(per_device.values()):>6} reports from {len(per_device)} devices")
+            sent = sum(self._counts(influx, "command", "id").values())
+            acks = self._counts(influx, "command_ack", "id", group="status")
             out.append(f"  commands sent {sent}, acknowledged: "
                        + (", ".join(f"{k} {v}" for k, v in sorted(acks.items())) or "none"))
-            levels: dict[str, list[int]] = {}
-            for s in influx.query('SELECT last("dim_level") FROM "street_light" GROUP BY "wijk"'):
-                levels[s.tags["wijk"]] = [int(r["last"]) for r in s.rows()]
-            changes = influx.query('SELECT count("dim_level") FROM "street_light" WHERE "dim_level" < 100')
-            dimmed = sum(int(r["count"]) for s in changes for r in s.rows())
+            dimmed = sum(self._counts(influx, "street_light", "dim_level", 'AND "dim_level" < 100').values())
+            levels = {s.tags["wijk"]: int(s.values[0][1]) for s in influx.query(
+                f'SELECT last("dim_level") FROM "street_light" WHERE time >= {self.since_ms}ms GROUP BY "wijk"')}
             out.append(f"  street-light reports below 100 %: {dimmed}; latest level per wijk: "
-                       + ", ".join(f"{w} {v[0]} %" for w, v in sorted(levels.items())))
+                       + ", ".join(f"{w} {v} %" for w, v in sorted(levels.items())))
         return out
 
 

@@ -76,21 +76,12 @@ def mqtt_client(broker: Broker) -> Iterator[Callable[..., paho.Client]]:
     """A factory of connected paho clients (as operator unless told otherwise), disconnected at teardown."""
     clients: list[paho.Client] = []
 
-    def make(user: str = "operator", subscribe: str | None = None,
-             messages: list[paho.MQTTMessage] | None = None) -> paho.Client:
+    def make(user: str = "operator") -> paho.Client:
         client = mqtt.new_client(settings_for(broker, user), f"test-{user}-{len(clients)}-{new_password()[:6]}")
-        subscribed = []
-        if subscribe:
-            client.on_connect = lambda c, *_: c.subscribe(subscribe, qos=1)
-            client.on_subscribe = lambda *_: subscribed.append(True)
-        if messages is not None:
-            client.on_message = lambda _c, _u, m: messages.append(m)
         client.connect(broker.host, broker.port)
         client.loop_start()
         clients.append(client)
         wait_for(client.is_connected, 5)
-        if subscribe:
-            wait_for(lambda: subscribed, 5)
         return client
 
     yield make

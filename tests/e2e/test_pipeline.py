@@ -80,6 +80,9 @@ def test_readings_flow_in_and_a_rule_dims_a_light_as_its_next_readings_show(pipe
         return counts == {"street_light": 12, "rain_gauge": 2, "occupancy": 4}
 
     wait_for(every_device_reported, 30)
+    # Each agent announced itself with its (retained) birth message.
+    online = points(influx, """SELECT last("online") FROM "gateway_status" GROUP BY "gateway" """)
+    assert [r["last"] for r in online] == [True, True]
 
     # The rule dims some wijk to 20 % (a light is commanded, acknowledges, and then reports 20 %).
     dim_commands = """SELECT first("level") FROM "command" WHERE "level" = 20.0 GROUP BY "device" """
