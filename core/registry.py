@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core import jsonfast
+from core.errors import ConfigError
 from core.kinds import KINDS, Classification
 from core.topics import TopicError, check_id
 
@@ -28,7 +29,7 @@ WIJK = re.compile(r"^WK\d{6}$")
 LORA_ADDRESS = re.compile(r"^[0-9A-F]{8}$")
 
 
-class RegistryError(ValueError):
+class RegistryError(ConfigError):
     """A registry file that cannot be used; the message names the feature and field."""
 
 
@@ -177,8 +178,8 @@ class WatchedRegistry:
         self.path = Path(path)
         self._check_interval = check_interval
         self._lock = threading.Lock()
+        self._registry = load(self.path)  # raises RegistryError naming the file if it cannot be read
         self._mtime = self.path.stat().st_mtime_ns
-        self._registry = load(self.path)
         self._next_check = time.monotonic() + check_interval
         self.reload_failures = 0
 

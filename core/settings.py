@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError
 
-class SettingsError(ValueError):
+
+class SettingsError(ConfigError):
     """A setting with an unusable value; the message names the variable."""
 
 

@@ -6,6 +6,7 @@ import logging
 from functools import partial
 
 from core.commands import Command, dim_level
+from core.errors import ConfigError
 from core.registry import Device, Registry
 from core.senml import Reading
 from core.settings import MqttSettings
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 LORA_PORT = "lora"
 
 
-class EdgeConfigError(ValueError):
+class EdgeConfigError(ConfigError):
     """The registry and the port map do not fit together; the message says how."""
 
 

@@ -29,7 +29,12 @@ def port_map(args: argparse.Namespace) -> dict[str, str]:
     """Ports from --port-map (this gateway's entry) overridden by --port options."""
     ports: dict[str, str] = {}
     if args.port_map:
-        data = json.loads(Path(args.port_map).read_text())
+        try:
+            data = json.loads(Path(args.port_map).read_text())
+        except (OSError, ValueError) as exc:
+            raise EdgeConfigError(f"port map {args.port_map}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get(args.gateway, {}), dict):
+            raise EdgeConfigError(f"port map {args.port_map} must be {{gateway: {{name: path}}}}")
         ports.update(data.get(args.gateway, {}))
     for item in args.port:
         name, sep, path = item.partition("=")
@@ -43,12 +48,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the agent; returns 2 on a configuration error."""
     settings = mqtt_from_env()
     settings.username = settings.username or args.gateway
-    try:
-        agent = EdgeAgent(args.gateway, load(args.registry), port_map(args), settings,
-                          flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
-    except (EdgeConfigError, OSError, ValueError) as exc:
-        log.error("edge agent not started: %s", exc)
-        return 2
+    agent = EdgeAgent(args.gateway, load(args.registry), port_map(args), settings,
+                      flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
     agent.start()
     try:
         run_until_stopped(args.duration)

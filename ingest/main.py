@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit status."""
+    registry = WatchedRegistry(args.registry)
     mqtt_settings = mqtt_from_env()
     mqtt_settings.username = mqtt_settings.username or "ingest"
     cfg = influx_from_env()
@@ -35,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     except InfluxError as exc:
         log.warning("could not create database %s (it may exist, or it will be retried on write): %s",
                     cfg.database, exc)
-    registry = WatchedRegistry(args.registry)
     on_sighup(registry.reload)
     service = IngestService(mqtt_settings, influx, registry, client_id=args.client_id,
                             share_group=args.share_group, flush_interval=args.flush_interval,

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
 from core.kinds import KINDS
 from core.registry import GEMEENTE
 from core.topics import ID_PATTERN
@@ -26,7 +27,7 @@ DIMMABLE_METRIC = "dim_level"
 DEFAULT_REASSERT_SECONDS = 300.0
 
 
-class RuleFileError(ValueError):
+class RuleFileError(ConfigError):
     """A rule file that cannot be used; the message names the file, rule and field."""
 
 

@@ -34,7 +34,6 @@ class RulesService:
         self._registry = registry
         self._registry_seen = registry.get()
         self.engine = RulesEngine(ruleset, self._registry_seen, time.time())
-        self._lock = threading.Lock()
         self._evaluate_interval = evaluate_interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._timer_loop, name="rules-timer", daemon=True)
@@ -77,22 +76,20 @@ class RulesService:
             self.bad_messages += 1
             log.warning("rules ignored message on %s: %s", msg.topic, exc)
             return
-        with self._lock:
-            self.engine.ingest(pack.readings)
+        # The engine locks itself: this paho thread and the timer thread may both call it.
+        self.engine.ingest(pack.readings)
         self._evaluate()
 
     def _timer_loop(self) -> None:
         while not self._stop.wait(self._evaluate_interval):
             registry = self._registry.get()
             if registry is not self._registry_seen:
-                with self._lock:
-                    self.engine.rebuild(registry)
+                self.engine.rebuild(registry)
                 self._registry_seen = registry
             self._evaluate()
 
     def _evaluate(self) -> None:
-        with self._lock:
-            commands = self.engine.evaluate(time.time())
+        commands = self.engine.evaluate(time.time())
         for gateway, command in commands:
             self._client.publish(topics.topic(gateway, Channel.COMMANDS), command.to_json(), qos=1)
             log.debug("%s: %s %s %s", command.origin, command.device, command.action.value, command.params)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import ConfigError
 from core.registry import Device, Registry
 from rules.rule_file import PresenceDimmingRule, ZoneLevel
 
 
-class RuleConflictError(ValueError):
+class RuleConflictError(ConfigError):
     """Two rules would command the same device; the latest command would win at random."""
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
+from core.errors import ConfigError
 from smartcity.data import demo_registry_path
 from smartcity.runtime import setup_logging
 
@@ -41,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     mod = importlib.import_module(args.module)
-    result: int = mod.run(args)
+    try:
+        result: int = mod.run(args)
+    except ConfigError as exc:
+        # Bad configuration fails at start with the precise message, not a traceback.
+        logging.getLogger("smartcity").error("%s: %s", args.command, exc)
+        return 2
     return result
 
 
