@@ -38,6 +38,7 @@ class Uplink:
         self.readings_sent = 0
         self.bad_commands = 0
         self.connected = threading.Event()
+        self._last_publish: paho.MQTTMessageInfo | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, name=f"uplink-{gateway}", daemon=True)
         self._client = mqtt.new_client(settings, f"smartcity-edge-{gateway}")
@@ -57,6 +58,9 @@ class Uplink:
         """Send what is buffered if connected, announce going offline, disconnect."""
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._last_publish is not None and self.connected.is_set():
+            # QoS 1 handshake of the final batch, so a clean stop loses nothing to the disconnect.
+            self._last_publish.wait_for_publish(timeout=5)
         if self.connected.is_set():
             info = self._client.publish(topics.topic(self.gateway, Channel.STATUS),
                                         jsonfast.dumps({"state": "offline"}), qos=1, retain=True)
@@ -108,6 +112,7 @@ class Uplink:
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 self._buffer.put_back(batch)
                 return
+            self._last_publish = info
             self.seq += 1
             self.batches_sent += 1
             self.readings_sent += len(batch)

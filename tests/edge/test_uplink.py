@@ -1,0 +1,100 @@
+"""The gateway's MQTT uplink against a real mosquitto."""
+
+import time
+
+import pytest
+
+from core import jsonfast, mqtt, senml, topics
+from core.commands import Action, Command
+from core.senml import Reading
+from core.topics import Channel
+from edge.reading_buffer import ReadingBuffer
+from edge.uplink import Uplink
+from smartcity.services import new_password, start_mosquitto
+from tests.conftest import settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+
+GW = "gw-vs-01"
+
+
+class Subscriber:
+    def __init__(self, broker, topic_filter):
+        self.messages = []
+        self.client = mqtt.new_client(settings_for(broker, "operator"), f"sub-{new_password()[:8]}")
+        self.client.on_message = lambda _c, _u, m: self.messages.append(m)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic_filter, qos=1)
+        # A persistent session: messages published while it reconnects after a broker restart
+        # are queued for it (the broker saves sessions to its persistence file on shutdown).
+        mqtt.connect(self.client, settings_for(broker, "operator"))
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 5)
+        time.sleep(0.2)
+
+    def payloads(self, channel):
+        return [jsonfast.loads(m.payload) for m in self.messages if m.topic.endswith(channel.value)]
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def uplink_parts(broker):
+    commands = []
+    buffer = ReadingBuffer(1000)
+    uplink = Uplink(GW, settings_for(broker, GW), buffer, commands.append, flush_interval=0.05)
+    yield uplink, buffer, commands
+    uplink.stop()
+
+
+def test_birth_is_retained_and_batches_carry_increasing_sequence_numbers(broker, uplink_parts):
+    uplink, buffer, _ = uplink_parts
+    uplink.start()
+    wait_for(uplink.connected.is_set, 5)
+    buffer.extend([Reading("vs-sl-101", "power", 1.0, 1e9)])
+    wait_for(lambda: uplink.batches_sent == 1, 5)
+    buffer.extend([Reading("vs-sl-101", "power", 2.0, 1e9 + 1)])
+    wait_for(lambda: uplink.batches_sent == 2, 5)
+    sub = Subscriber(broker, f"smartcity/v1/gw/{GW}/#")  # subscribes late: only the retained status
+    try:
+        wait_for(lambda: sub.payloads(Channel.STATUS), 5)
+        assert sub.payloads(Channel.STATUS)[0]["state"] == "online"
+    finally:
+        sub.close()
+    assert uplink.seq == 2
+
+
+def test_commands_are_handed_over_and_bad_ones_counted(broker, uplink_parts, mqtt_client):
+    uplink, _, commands = uplink_parts
+    uplink.start()
+    wait_for(uplink.connected.is_set, 5)
+    time.sleep(0.2)
+    rules = mqtt_client("rules")
+    cmd = Command("vs-sl-101", Action.DIM, {"level": 20}, "rule:test")
+    rules.publish(topics.topic(GW, Channel.COMMANDS), b"{broken", qos=1)
+    rules.publish(topics.topic(GW, Channel.COMMANDS), cmd.to_json(), qos=1)
+    wait_for(lambda: commands, 5)
+    assert commands == [cmd]
+    assert uplink.bad_commands == 1
+
+
+def test_readings_wait_out_a_broker_outage(tmp_path, broker, uplink_parts):
+    uplink, buffer, _ = uplink_parts
+    uplink.start()
+    wait_for(uplink.connected.is_set, 5)
+    sub = Subscriber(broker, topics.topic(GW, Channel.READINGS))
+    broker.stop()
+    wait_for(lambda: not uplink.connected.is_set(), 5)
+    buffer.extend([Reading("vs-sl-101", "power", float(i), 1e9 + i) for i in range(20)])
+    time.sleep(0.3)
+    assert len(buffer) == 20  # kept, not published into the void
+    restarted = start_mosquitto(tmp_path / "broker", broker.users, port=broker.port)
+    try:
+        wait_for(lambda: sub.payloads(Channel.READINGS), 15)
+        sub.close()
+        got = [r.value for m in sub.messages for r in senml.decode(m.payload).readings]
+        assert got == [float(i) for i in range(20)]
+    finally:
+        uplink.stop()
+        restarted.stop()
