@@ -12,7 +12,7 @@ import time
 import pytest
 
 from core.settings import InfluxSettings, influx_to_env, mqtt_to_env
-from smartcity.services import spawn
+from smartcity.services import free_port, spawn
 from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,8 @@ def test_the_demo_runs_and_prints_its_summary(tmp_path):
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "smartcity", "demo", "--duration", "12", "--state-dir",
                              str(tmp_path / "state"), "--report-interval", "0.5", "--busy-seconds", "3",
-                             "--quiet-seconds", "40"], check=False, capture_output=True, text=True, timeout=90)
+                             "--quiet-seconds", "40", "--api-port", str(free_port())],
+                            check=False, capture_output=True, text=True, timeout=90)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert time.monotonic() - started < 60
