@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from smartcity.services import (
     ServiceError,
     free_port,
     new_password,
+    port_is_free,
     spawn,
     start_influxd,
     start_mosquitto,
@@ -55,14 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _say(text: str) -> None:
     print(text, flush=True)  # the demo talks to the person who started it
 
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Demo:
@@ -122,7 +114,7 @@ class Demo:
         self._service("ingest", ["ingest", "--client-id", "smartcity-ingest-demo"], "ingest")
         rules = ["--rules", self.args.rules] if self.args.rules else []
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", *rules], "rules")
-        api_port = self.args.api_port or (8000 if _port_free(8000) else free_port())
+        api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], None)
 
@@ -130,10 +122,15 @@ class Demo:
         s = self.influx_settings
         return InfluxClient(InfluxConfig(s.url, s.database, s.username, s.password))
 
-    def stop(self) -> None:
-        """Stop services in data-flow order, then the servers."""
+    def stop_services(self) -> None:
+        """Stop the services in data-flow order: the edge agents flush their last batches before
+        ingest stops, so the summary counts everything the devices sent."""
         for child in self.children:
             child.stop()
+
+    def stop(self) -> None:
+        """Stop the services, then the servers."""
+        self.stop_services()
         if self.influxd:
             self.influxd.stop()
         if self.broker:
@@ -217,10 +214,7 @@ Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}."""
         demo.stop()
         return 1
     _say("stopping ...")
-    # Producers first, in data-flow order: the edge agents flush their last batches before ingest
-    # stops, so the summary counts everything the devices sent.
-    for child in demo.children:
-        child.stop()
+    demo.stop_services()  # the servers stay up until the summary has been read
     try:
         lines = demo.summary()
     except InfluxError as exc:
