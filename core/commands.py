@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -95,8 +96,12 @@ def parse_command(payload: bytes | bytearray | str) -> Command:
     if not isinstance(params, dict):
         raise CommandError(f"'params' must be an object: {params!r}")
     expires = obj.get("expires_at")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-        raise CommandError(f"'expires_at' must be a number or null: {expires!r}")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)
+                                or not math.isfinite(expires)):
+        raise CommandError(f"'expires_at' must be a finite number or null: {expires!r}")
+    issued_at = float(_require(obj, "issued_at", (int, float)))
+    if not math.isfinite(issued_at):
+        raise CommandError(f"'issued_at' must be a finite number: {issued_at!r}")
     try:
         device = check_id(_require(obj, "device", str), "device")
     except TopicError as exc:
@@ -107,7 +112,7 @@ def parse_command(payload: bytes | bytearray | str) -> Command:
         params=params,
         origin=_require(obj, "origin", str),
         id=_require(obj, "id", str),
-        issued_at=float(_require(obj, "issued_at", (int, float))),
+        issued_at=issued_at,
         expires_at=None if expires is None else float(expires),
     )
     if cmd.action is Action.DIM:

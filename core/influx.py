@@ -11,18 +11,31 @@ from typing import Any
 
 import httpx
 
+# The only answers about the data itself: a bad batch (400) or one too large (413). Every other
+# failure (no connection, 5xx, 401/403 after a credential change, 404 database not found, 429, ...)
+# can succeed later, so data must never be given up on it.
+DATA_REJECTED_STATUSES = frozenset({400, 413})
+
 
 class InfluxError(RuntimeError):
-    """InfluxDB refused a request or could not be reached."""
+    """InfluxDB refused a request or could not be reached; ``body`` is InfluxDB's own error text."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
 
     @property
     def retryable(self) -> bool:
-        """Connection failures and server errors may succeed later; 4xx answers will not."""
-        return self.status is None or self.status >= 500
+        """True unless InfluxDB rejected the data itself (400, 413): those fail again unchanged."""
+        return self.status not in DATA_REJECTED_STATUSES
+
+    @property
+    def reason(self) -> str:
+        """A short label for metrics: 'connection', 'timeout' or the HTTP status."""
+        if self.status is None:
+            return "timeout" if "timed out" in str(self).lower() else "connection"
+        return str(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +87,13 @@ class InfluxClient:
         except httpx.HTTPError as exc:
             raise InfluxError(f"InfluxDB at {self.config.url} unreachable: {exc}") from exc
         if resp.status_code >= 300:
-            raise InfluxError(f"InfluxDB {path} answered {resp.status_code}: {resp.text.strip()[:500]}",
-                              resp.status_code)
+            text = resp.text.strip()
+            try:
+                body = str(resp.json().get("error", text))
+            except ValueError:
+                body = text
+            raise InfluxError(f"InfluxDB {path} answered {resp.status_code}: {body[:500]}",
+                              resp.status_code, body[:2000])
         return resp
 
     def ping(self) -> bool:
@@ -90,7 +108,7 @@ class InfluxClient:
         """Create the configured database (a no-op when it exists)."""
         self._request("POST", "/query", data={"q": f'CREATE DATABASE "{self.config.database}"'})
 
-    def write(self, lines: str | bytes, precision: str = "ns") -> None:
+    def write(self, lines: str | bytes, precision: str = "u") -> None:
         """Write a batch of line protocol; raises InfluxError (see .retryable) on failure."""
         body = lines.encode() if isinstance(lines, str) else lines
         self._request("POST", "/write", params={"db": self.config.database, "precision": precision},

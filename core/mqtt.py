@@ -29,16 +29,27 @@ def new_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = Fal
     return client
 
 
-def connect_properties(session_expiry: int = SESSION_EXPIRY_SECONDS) -> Properties:
-    """CONNECT properties asking the broker to keep the session across disconnects."""
+def connect_properties(session_expiry: int = SESSION_EXPIRY_SECONDS,
+                       receive_maximum: int | None = None) -> Properties:
+    """CONNECT properties: keep the session across disconnects; optionally a receive window.
+
+    Receive Maximum is how many unacknowledged QoS 1 messages the broker may send us at once.
+    Without it mosquitto applies its max_inflight_messages (100), which caps a consumer that
+    acknowledges only after writing a batch at 100 messages per batch.
+    """
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     return props
 
 
-def connect(client: paho.Client, settings: MqttSettings, *, persistent: bool = True) -> None:
+def connect(client: paho.Client, settings: MqttSettings, *, persistent: bool = True,
+            receive_maximum: int | None = None) -> None:
     """Start connecting in the background (loop_start must follow); reconnects are automatic."""
-    client.connect_async(
-        settings.host, settings.port, keepalive=30, clean_start=not persistent,
-        properties=connect_properties() if persistent else None,
-    )
+    if persistent or receive_maximum is not None:
+        props = connect_properties(SESSION_EXPIRY_SECONDS if persistent else 0, receive_maximum)
+    else:
+        props = None
+    client.connect_async(settings.host, settings.port, keepalive=30, clean_start=not persistent,
+                         properties=props)

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from core.registry import load
+from core.runtime import run_until_stopped
 from core.settings import mqtt_from_env
 from edge.agent import EdgeAgent, EdgeConfigError
-from smartcity.runtime import run_until_stopped
 
 log = logging.getLogger(__name__)
 

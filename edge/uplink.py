@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
 
-from core import jsonfast, mqtt, senml, topics
+from core import jsonfast, senml, topics
 from core.commands import Ack, Command, CommandError, parse_command
+from core.mqtt_service import MqttLink, Will
 from core.settings import MqttSettings
 from core.topics import Channel
 from edge.reading_buffer import ReadingBuffer
@@ -37,21 +37,25 @@ class Uplink:
         self.batches_sent = 0
         self.readings_sent = 0
         self.bad_commands = 0
-        self.connected = threading.Event()
         self._last_publish: paho.MQTTMessageInfo | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, name=f"uplink-{gateway}", daemon=True)
-        self._client = mqtt.new_client(settings, f"smartcity-edge-{gateway}")
-        self._client.will_set(topics.topic(gateway, Channel.STATUS), jsonfast.dumps({"state": "offline"}),
-                              qos=1, retain=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self.link = MqttLink(
+            f"gateway {gateway}", settings, f"smartcity-edge-{gateway}",
+            subscriptions=[(topics.topic(gateway, Channel.COMMANDS), 1)], on_message=self._on_message,
+            on_connect=self._announce,
+            will=Will(topics.topic(gateway, Channel.STATUS), jsonfast.dumps({"state": "offline"})),
+        )
+        self._client = self.link.client
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while connected to the broker (readings are buffered while it is not)."""
+        return self.link.connected
 
     def start(self) -> None:
         """Connect (retrying in the background) and start publishing."""
-        mqtt.connect(self._client, self._settings)
-        self._client.loop_start()
+        self.link.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -65,31 +69,17 @@ class Uplink:
             info = self._client.publish(topics.topic(self.gateway, Channel.STATUS),
                                         jsonfast.dumps({"state": "offline"}), qos=1, retain=True)
             info.wait_for_publish(timeout=5)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.link.stop()
 
     def send_ack(self, ack: Ack) -> None:
         """Publish a command acknowledgement (queued by paho if the link is down)."""
         self._client.publish(topics.topic(self.gateway, Channel.ACKS), ack.to_json(), qos=1)
 
-    def _on_connect(self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
-                    _props: object) -> None:
-        if reason.is_failure:
-            log.error("gateway %s: MQTT connect refused: %s", self.gateway, reason)
-            return
+    def _announce(self, client: paho.Client) -> None:
         birth = {"state": "online", "agent": AGENT_VERSION, "since": time.time(), "seq": self.seq}
         client.publish(topics.topic(self.gateway, Channel.STATUS), jsonfast.dumps(birth), qos=1, retain=True)
-        client.subscribe(topics.topic(self.gateway, Channel.COMMANDS), qos=1)
-        self.connected.set()
-        log.info("gateway %s connected to %s:%d", self.gateway, self._settings.host, self._settings.port)
 
-    def _on_disconnect(self, _client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
-                       _props: object) -> None:
-        self.connected.clear()
-        if not self._stop.is_set():
-            log.warning("gateway %s: MQTT disconnected (%s); readings are buffered", self.gateway, reason)
-
-    def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, msg: paho.MQTTMessage) -> None:
         try:
             command = parse_command(msg.payload)
         except CommandError as exc:

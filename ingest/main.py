@@ -3,51 +3,118 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+from pathlib import Path
 
+from core.errors import ConfigError
 from core.influx import InfluxClient, InfluxConfig, InfluxError
 from core.registry import WatchedRegistry
+from core.runtime import on_sighup, run_until_stopped
 from core.settings import influx_from_env, mqtt_from_env
-from ingest.service import IngestService
-from smartcity.runtime import on_sighup, run_until_stopped
+from core.status_http import StatusServer
+from ingest import worker as workers
+from ingest.pipeline import PipelineConfig
+from ingest.points import DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW, TimeBounds
+from ingest.service import IngestConfig, IngestService
+from ingest.spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ingest subcommand (connections come from SMARTCITY_MQTT_* / SMARTCITY_INFLUX_*)."""
-    parser.add_argument("--client-id", default=f"smartcity-ingest-{os.uname().nodename}",
-                        help="MQTT client id; unique per worker (the session survives restarts)")
+    parser.add_argument("--worker", default=os.environ.get("SMARTCITY_INGEST_WORKER"),
+                        help="stable worker name: owns the MQTT session and the spool (default: the first "
+                             "free <hostname>-<n>)")
+    parser.add_argument("--state-dir", default=os.environ.get("SMARTCITY_STATE_DIR", ".state"),
+                        help="where the worker keeps its lock and spool (default: $SMARTCITY_STATE_DIR or .state)")
     parser.add_argument("--share-group", default="ingest", help="MQTT 5 shared-subscription group")
-    parser.add_argument("--flush-interval", type=float, default=0.2, help="seconds between writes")
-    parser.add_argument("--batch-lines", type=int, default=10_000, help="lines per InfluxDB write")
+    parser.add_argument("--max-latency", type=float, default=1.0,
+                        help="seconds a reading may wait in a batch before it is written")
+    parser.add_argument("--batch-lines", type=int, default=10_000, help="lines per InfluxDB write at most")
+    parser.add_argument("--receive-maximum", type=int, default=10_000,
+                        help="unacknowledged messages the broker may send at once (MQTT 5 Receive Maximum)")
+    parser.add_argument("--spool-after", type=float, default=2.0,
+                        help="seconds of failing InfluxDB writes before batches go to the spool")
+    parser.add_argument("--spool-max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="spool bound in bytes")
+    parser.add_argument("--spool-max-age", type=float, default=DEFAULT_MAX_AGE,
+                        help="spool bound: age in seconds of its oldest batch")
+    parser.add_argument("--max-lateness", type=float, default=DEFAULT_MAX_LATENESS,
+                        help="readings older than this many seconds are dead-lettered (default 7 days)")
+    parser.add_argument("--max-skew", type=float, default=DEFAULT_MAX_SKEW,
+                        help="readings more than this many seconds in the future are dead-lettered")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics and /healthz")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="port of /metrics and /healthz (0: a free one, written to the worker's "
+                             "status.json; -1: off)")
+    parser.add_argument("--audit-interval", type=float, default=60.0,
+                        help="seconds between sequence audits (gaps, duplicates); 0: off")
+    parser.add_argument("--audit-window", type=float, default=3600.0, help="seconds of batches an audit covers")
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if not value > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be > 0: {value}")
+
+
+def config_from_args(args: argparse.Namespace) -> IngestConfig:
+    """The worker's configuration, validated once at start with messages naming the option."""
+    _positive(args, "max_latency", "batch_lines", "receive_maximum", "spool_max_bytes", "spool_max_age",
+              "max_lateness", "max_skew", "audit_window")
+    if args.spool_after < 0 or args.audit_interval < 0:
+        raise ConfigError("--spool-after and --audit-interval must be >= 0")
+    if args.receive_maximum > 65535:
+        raise ConfigError(f"--receive-maximum must be at most 65535 (MQTT 5): {args.receive_maximum}")
+    return IngestConfig(
+        share_group=args.share_group,
+        pipeline=PipelineConfig(batch_lines=args.batch_lines, max_messages=max(1, args.receive_maximum // 2),
+                                max_latency=args.max_latency, spool_after=args.spool_after),
+        bounds=TimeBounds(args.max_lateness, args.max_skew),
+        receive_maximum=args.receive_maximum, spool_max_bytes=args.spool_max_bytes,
+        spool_max_age=args.spool_max_age, audit_interval=args.audit_interval, audit_window=args.audit_window,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit status."""
+    config = config_from_args(args)
     registry = WatchedRegistry(args.registry)
     mqtt_settings = mqtt_from_env()
     mqtt_settings.username = mqtt_settings.username or "ingest"
     cfg = influx_from_env()
+    claim = workers.claim(Path(args.state_dir), args.worker)
     influx = InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password))
     try:
         influx.create_database()
     except InfluxError as exc:
-        log.warning("could not create database %s (it may exist, or it will be retried on write): %s",
-                    cfg.database, exc)
+        log.warning("could not create database %s (it may exist; writes retry until it does): %s",
+                    cfg.database, exc.reason)
     on_sighup(registry.reload)
-    service = IngestService(mqtt_settings, influx, registry, client_id=args.client_id,
-                            share_group=args.share_group, flush_interval=args.flush_interval,
-                            batch_lines=args.batch_lines)
+    service = IngestService(mqtt_settings, influx, registry, claim, config)
+    status: StatusServer | None = None
+    if args.metrics_port >= 0:
+        status = StatusServer(service.metrics.registry, service.health, host=args.metrics_host,
+                              port=args.metrics_port)
+        status.start()
+        (claim.directory / "status.json").write_text(json.dumps({"pid": os.getpid(), "url": status.url}))
     service.start()
+    log.info("ingest worker %s started (client id %s%s)", claim.name, claim.client_id,
+             f", status {status.url}" if status else "")
     try:
         run_until_stopped(args.duration)
     finally:
         service.stop()
+        if status is not None:
+            status.stop()
         influx.close()
-        s = service.stats
-        log.info("ingest stopped: %d messages, %d lines written, %d bad messages, rejects %s, "
-                 "sequence gaps %d, duplicates %d", s.messages, s.lines_written, s.bad_messages,
-                 dict(s.rejects.counts), service.sequences.stats.gaps, service.sequences.stats.duplicates)
+        claim.release()
+        m = service.metrics
+        log.info("ingest %s stopped: %d points written, %d spooled batches left, %d dead letters",
+                 claim.name, m.value("smartcity_ingest_points_written_total"), len(service.spool),
+                 m.total("smartcity_ingest_dead_letters_total"))
     return 0
+

@@ -1,93 +1,131 @@
-"""Validation of uplink packs against the registry, and their conversion to line protocol.
+"""Uplink packs validated against the registry and folded into line protocol, and the other channels' points.
 
-One line per device and timestamp, with every metric of that moment as a field: fewer,
-wider points are cheaper for InfluxDB to index than one point per metric.
+One line per device and timestamp, with every metric of that moment as a field: fewer, wider points
+are cheaper for InfluxDB to index than one point per metric. Timestamps are microseconds, the
+precision a float of unix seconds carries (two readings in the same millisecond stay two points).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from core.commands import Ack, Command
-from core.kinds import KINDS, ValueType
 from core.line_protocol import line
-from core.registry import Registry
-from core.senml import Pack
+from core.senml_columns import Columns
+from ingest.series_table import SeriesTable
+
+_float_repr = float.__repr__
+DEFAULT_MAX_LATENESS = 7 * 86400.0
+DEFAULT_MAX_SKEW = 300.0
+
+
+def micros(t: float) -> int:
+    """Unix seconds as integer microseconds (the ingest's write precision)."""
+    return int(t * 1_000_000 + 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """Readings older than max_lateness or more than max_skew ahead of the ingest's clock are refused."""
+
+    max_lateness: float = DEFAULT_MAX_LATENESS
+    max_skew: float = DEFAULT_MAX_SKEW
 
 
 @dataclass(slots=True)
 class Rejects:
-    """Counts of rejected records by reason, plus the latest message for each reason."""
+    """The rejected records of one message: a count and the first message per reason."""
 
-    counts: Counter[str] = field(default_factory=Counter)
-    last: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
 
-    def add(self, reason: str, message: str) -> None:
-        """Count one rejection."""
-        self.counts[reason] += 1
-        self.last[reason] = message
+    def add(self, reason: str, message: str, n: int = 1) -> None:
+        """Count n rejections for reason; keep the first message as the example."""
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        self.first.setdefault(reason, message)
 
     @property
     def total(self) -> int:
-        """All rejections so far."""
+        """All rejections of the message."""
         return sum(self.counts.values())
 
 
-def _ms(t: float) -> int:
-    return round(t * 1000)
+DEFAULT_BOUNDS = TimeBounds()
 
 
-def pack_lines(gateway: str, pack: Pack, registry: Registry, rejects: Rejects) -> list[str]:
-    """Line protocol (ms precision) for the valid readings of a pack; every bad reading is counted."""
-    for err in pack.errors:
-        rejects.add("bad_record", f"gateway {gateway}: {err}")
-    points: dict[tuple[str, int], dict[str, float | bool | str]] = {}
-    for r in pack.readings:
-        device = registry.devices.get(r.device)
-        if device is None:
-            rejects.add("unknown_device", f"gateway {gateway}: unknown device {r.device!r}")
+def pack_lines(gateway: str, cols: Columns, table: SeriesTable, *, now: float, rejects: Rejects,
+               bounds: TimeBounds = DEFAULT_BOUNDS) -> list[str]:
+    """Line protocol for the valid records of a pack from gateway; each bad record is counted in rejects."""
+    for err in cols.errors:
+        rejects.add("bad_record", err)
+    specs = table.specs
+    earliest = now - bounds.max_lateness
+    latest = now + bounds.max_skew
+    # Fields as a list: a metric sent twice for one time appears twice in the line, and InfluxDB keeps
+    # the last, as a dict would (checked against influxd 1.6), at less cost per record.
+    points: dict[tuple[str, int], list[str]] = {}
+    for name, value, when, unit in zip(cols.names, cols.values, cols.times, cols.units, strict=True):
+        spec = specs.get(name)
+        if spec is None:
+            reason, message = table.why_unknown(name)
+            rejects.add(reason, message)
             continue
-        if device.gateway != gateway:
-            rejects.add("wrong_gateway", f"device {r.device!r} belongs to {device.gateway!r}, "
-                                         f"not to {gateway!r}")
+        if spec.gateway != gateway:
+            # Readings count only from the gateway the registry assigns the device to.
+            rejects.add("wrong_gateway", f"device {spec.device!r} belongs to {spec.gateway!r}, not {gateway!r}")
             continue
-        metric = KINDS[device.kind].metrics.get(r.metric)
-        if metric is None:
-            rejects.add("unknown_metric", f"device {r.device!r} ({device.kind}): unknown metric {r.metric!r}")
+        if spec.boolean:
+            if value is True:
+                text = "true"
+            elif value is False:
+                text = "false"
+            else:
+                rejects.add("wrong_type", f"{name}: expected a boolean (vb), got {value!r:.40}")
+                continue
+        elif type(value) is float:
+            text = _float_repr(value)
+        else:
+            rejects.add("wrong_type", f"{name}: expected a number (v), got {value!r:.40}")
             continue
-        expected = bool if metric.type is ValueType.BOOLEAN else float
-        if not isinstance(r.value, expected):
-            rejects.add("wrong_type", f"device {r.device!r} metric {r.metric!r}: "
-                                      f"expected {metric.type.value}, "
-                                      f"got {r.value!r}")
+        if unit is not None and unit != spec.unit:
+            rejects.add("wrong_unit", f"{name}: unit {unit[:20]!r}, the registry says {spec.unit!r}")
             continue
-        points.setdefault((r.device, _ms(r.time)), {})[r.metric] = r.value
-    lines = []
-    for (device_id, ts), fields in points.items():
-        d = registry.devices[device_id]
-        tags = {"device": d.id, "gateway": d.gateway, "gemeente": d.gemeente, "wijk": d.wijk}
-        lines.append(line(d.kind, tags, fields, ts))
-    return lines
+        if not earliest <= when <= latest:
+            if when < earliest:
+                rejects.add("too_late", f"{name}: reading {now - when:.0f} s old, more than the "
+                                        f"{bounds.max_lateness:.0f} s accepted")
+            else:
+                rejects.add("future", f"{name}: reading {when - now:.0f} s ahead of the ingest's clock, "
+                                      f"more than the {bounds.max_skew:.0f} s accepted")
+            continue
+        key = (spec.prefix, int(when * 1_000_000 + 0.5))
+        fields = points.get(key)
+        if fields is None:
+            points[key] = [spec.key + text]
+        else:
+            fields.append(spec.key + text)
+    return [f"{prefix}{','.join(fields)} {ts}" for (prefix, ts), fields in points.items()]
 
 
-def status_line(gateway: str, state: str, received: float) -> str:
+def status_line(gateway: str, state: str, time_us: int, seq: int | None = None) -> str:
     """A gateway birth/will message as a point of gateway_status."""
-    return line("gateway_status", {"gateway": gateway}, {"state": state, "online": state == "online"},
-                _ms(received))
+    fields: dict[str, float | int | bool | str] = {"state": state, "online": state == "online"}
+    if seq is not None:
+        fields["seq"] = seq
+    return line("gateway_status", {"gateway": gateway}, fields, time_us)
 
 
 def command_line(gateway: str, cmd: Command) -> str:
     """A command as a point of the command measurement (Grafana shows these as annotations)."""
-    fields: dict[str, float | bool | str] = {"id": cmd.id}
+    fields: dict[str, float | int | bool | str] = {"id": cmd.id}
     for key, value in cmd.params.items():
         if isinstance(value, int | float | bool | str):
             fields[key] = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     tags = {"gateway": gateway, "device": cmd.device, "action": cmd.action.value, "origin": cmd.origin}
-    return line("command", tags, fields, _ms(cmd.issued_at))
+    return line("command", tags, fields, micros(cmd.issued_at))
 
 
-def ack_line(gateway: str, ack: Ack, received: float) -> str:
+def ack_line(gateway: str, ack: Ack, time_us: int) -> str:
     """A command acknowledgement as a point of command_ack."""
     tags = {"gateway": gateway, "device": ack.device, "status": ack.status.value}
-    return line("command_ack", tags, {"id": ack.id, "detail": ack.detail}, _ms(received))
+    return line("command_ack", tags, {"id": ack.id, "detail": ack.detail}, time_us)

@@ -1,180 +1,163 @@
-"""The ingest service: MQTT (shared subscription, QoS 1, manual acks) -> validation -> InfluxDB.
+"""The ingest service: MQTT (shared subscription, QoS 1, manual acks) -> validation -> InfluxDB or spool.
 
-At-least-once: a message is acknowledged to the broker only after its points are in
-InfluxDB, so a crash or an InfluxDB outage makes the broker redeliver rather than lose it;
-InfluxDB overwrites an identical series+timestamp, which makes redelivery harmless.
+At least once: a message is acknowledged to the broker only once its points are in InfluxDB or fsync'd
+in this worker's spool (ingest/pipeline.py), so a crash, an InfluxDB outage or a kill -9 makes the
+broker redeliver rather than lose it; InfluxDB overwrites an identical series+timestamp, which makes
+redelivery harmless. All four channels are consumed through the share group, so with N workers each
+message is handled by exactly one of them (a status or ack becomes one point, not N).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
 
-from core import jsonfast, mqtt, topics
-from core.commands import CommandError, parse_ack, parse_command
+from core import topics
 from core.influx import InfluxClient, InfluxError
+from core.mqtt_service import MqttLink
 from core.registry import WatchedRegistry
-from core.senml import SenMLError, decode
 from core.settings import MqttSettings
-from core.topics import Channel, TopicError
-from ingest.points import Rejects, ack_line, command_line, pack_lines, status_line
-from ingest.sequence import SequenceTracker
+from core.topics import Channel
+from ingest import sequence
+from ingest.influx_writer import InfluxWriter
+from ingest.messages import MessageConverter
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import AckToken, PipelineConfig, WritePipeline
+from ingest.points import TimeBounds
+from ingest.spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Spool
+from ingest.worker import WorkerClaim
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class IngestStats:
-    """What the service has done since it started."""
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Everything tunable about one worker (the CLI's options)."""
 
-    messages: int = 0
-    lines_written: int = 0
-    writes: int = 0
-    write_failures: int = 0
-    bad_messages: int = 0
-    rejects: Rejects = field(default_factory=Rejects)
+    share_group: str = "ingest"
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    bounds: TimeBounds = field(default_factory=TimeBounds)
+    receive_maximum: int = 10_000
+    spool_max_bytes: int = DEFAULT_MAX_BYTES
+    spool_max_age: float = DEFAULT_MAX_AGE
+    audit_interval: float = 60.0
+    audit_window: float = 3600.0
 
 
 class IngestService:
     """One ingest worker; run several with the same share group to spread the load."""
 
-    def __init__(self, mqtt_settings: MqttSettings, influx: InfluxClient, registry: WatchedRegistry, *,
-                 client_id: str = "smartcity-ingest", share_group: str = "ingest",
-                 flush_interval: float = 0.2, batch_lines: int = 10_000, max_pending_lines: int = 200_000):
-        self._settings = mqtt_settings
+    def __init__(self, mqtt_settings: MqttSettings, influx: InfluxClient, registry: WatchedRegistry,
+                 worker: WorkerClaim, config: IngestConfig | None = None) -> None:
+        config = config or IngestConfig()
+        self.worker = worker
+        self.config = config
+        self.metrics = IngestMetrics()
         self._influx = influx
-        self._registry = registry
-        self._flush_interval = flush_interval
-        self._batch_lines = batch_lines
-        self._max_pending = max_pending_lines
-        self._share_group = share_group
-        self.stats = IngestStats()
-        self.sequences = SequenceTracker()
-        self._cond = threading.Condition()
-        self._lines: list[str] = []
-        self._acks: list[tuple[int, int]] = []
-        self._stopping = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="ingest-flush", daemon=True)
-        self._client = mqtt.new_client(mqtt_settings, client_id, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self.connected = threading.Event()
+        self._converter = MessageConverter(registry, self.metrics, worker.name, config.bounds)
+        self.spool = Spool(worker.directory / "spool", max_bytes=config.spool_max_bytes,
+                           max_age=config.spool_max_age)
+        self.pipeline = WritePipeline(InfluxWriter(influx), self.spool, self.metrics, release=self._release,
+                                      config=config.pipeline, worker=worker.name)
+        self._generation = 0
+        self._pending_mids: set[int] = set()
+        self._mids_lock = threading.Lock()
+        self._closing = False
+        self._stop = threading.Event()
+        self._audit_thread = threading.Thread(target=self._audit_loop, name="ingest-audit", daemon=True)
+        group = config.share_group
+        self.link = MqttLink(
+            f"ingest {worker.name}", mqtt_settings, worker.client_id,
+            subscriptions=[(topics.subscription(c, group), 1) for c in Channel],
+            on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
+            receive_maximum=config.receive_maximum,
+        )
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while connected to the broker."""
+        return self.link.connected
 
     def start(self) -> None:
-        """Connect and start consuming."""
-        self._flusher.start()
-        mqtt.connect(self._client, self._settings)
-        self._client.loop_start()
+        """Start writing (and replaying a spool left by an earlier run), then connect and consume."""
+        self.pipeline.start()
+        if self.config.audit_interval > 0:
+            self._audit_thread.start()
+        self.link.start()
 
     def stop(self) -> None:
-        """Stop consuming, write what is buffered, then acknowledge it and disconnect."""
-        self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._flusher.join(timeout=30)
-        self._client.disconnect()
-        self._client.loop_stop()
+        """Stop taking messages, store or spool what is held and acknowledge it, then disconnect."""
+        self._closing = True  # later messages stay unacknowledged: the broker redelivers them to us
+        self._stop.set()
+        self.pipeline.stop()
+        self.link.stop()
+        if self._audit_thread.is_alive():
+            self._audit_thread.join(5)
 
-    def _on_connect(self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
-                    _props: object) -> None:
-        if reason.is_failure:
-            log.error("MQTT connect refused: %s", reason)
+    def health(self) -> dict[str, Any]:
+        """Health for /healthz: the write path's, degraded while disconnected from the broker."""
+        report = self.pipeline.health()
+        report["worker"] = self.worker.name
+        report["mqtt"] = "connected" if self.link.connected.is_set() else "disconnected"
+        if report["status"] == "ok" and not self.link.connected.is_set():
+            report["status"] = "degraded"
+        return report
+
+    # -- MQTT callbacks (paho's thread, guarded by MqttLink) --------------------------------------
+    def _on_connect(self, _client: paho.Client) -> None:
+        # Packet ids belong to the session: after a reconnect that resumed it, the broker redelivers
+        # unacknowledged messages under the same ids, so acks still due stay valid. A session the
+        # broker lost makes every id meaningless: those acks must never be sent.
+        with self._mids_lock:
+            if not self.link.session_present:
+                self._generation += 1
+                self._pending_mids.clear()
+
+    def _on_message(self, msg: paho.MQTTMessage) -> None:
+        if self._closing:
             return
-        group = self._share_group
-        client.subscribe([
-            (topics.subscription(Channel.READINGS, group), 1),
-            # Status, commands and acks are few; every worker records them, and identical points
-            # overwrite each other in InfluxDB.
-            (topics.subscription(Channel.STATUS), 1),
-            (topics.subscription(Channel.COMMANDS), 1),
-            (topics.subscription(Channel.ACKS), 1),
-        ])
-        self.connected.set()
-        log.info("ingest connected to %s:%d", self._settings.host, self._settings.port)
-
-    def _on_message(self, client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
         now = time.time()
-        self.stats.messages += 1
-        lines: list[str] = []
+        with self._mids_lock:
+            if msg.qos > 0 and msg.mid in self._pending_mids:
+                return  # a redelivery of a message we hold: its lines and its ack are already queued
+            token: AckToken | None = (msg.mid, msg.qos, self._generation) if msg.qos > 0 else None
+            if token is not None:
+                self._pending_mids.add(msg.mid)
+        payload = msg.payload
+        seq = None
         try:
-            parsed = topics.parse(msg.topic)
-            if parsed.channel is Channel.READINGS:
-                pack = decode(msg.payload, now)
-                self.sequences.observe(parsed.gateway, pack.seq)
-                lines = pack_lines(parsed.gateway, pack, self._registry.get(), self.stats.rejects)
-            elif parsed.channel is Channel.STATUS:
-                status = jsonfast.loads(msg.payload)
-                state = status.get("state") if isinstance(status, dict) else None
-                if not isinstance(state, str):
-                    raise ValueError(f"status needs a string 'state': {status!r}")
-                if state == "online":
-                    self.sequences.restart(parsed.gateway)
-                lines = [status_line(parsed.gateway, state, now)]
-            elif parsed.channel is Channel.COMMANDS:
-                lines = [command_line(parsed.gateway, parse_command(msg.payload))]
-            else:
-                lines = [ack_line(parsed.gateway, parse_ack(msg.payload), now)]
-        except (TopicError, SenMLError, CommandError, ValueError) as exc:
-            # A bad message is counted and acknowledged: redelivering it would not make it good.
-            self.stats.bad_messages += 1
-            self.stats.rejects.add("bad_message", f"{msg.topic}: {exc}")
-            log.warning("rejected message on %s: %s", msg.topic, exc)
-        with self._cond:
-            # Backpressure: while InfluxDB is down, stop reading from the broker rather than grow
-            # without bound; the broker keeps the messages (max_queued_messages 0).
-            while len(self._lines) >= self._max_pending and not self._stopping.is_set():
-                self._cond.wait(1.0)
-            self._lines.extend(lines)
-            self._acks.append((msg.mid, msg.qos))
-            if len(self._lines) >= self._batch_lines:
-                self._cond.notify_all()
+            lines, seq = self._converter.convert(msg.topic, payload, now)
+        except Exception as exc:  # a bug must cost one message (dead-lettered), never the consumer
+            log.exception("ingest: converting a message on %s failed", msg.topic)
+            lines = self._converter.internal_error(msg.topic, payload, now, exc)
+        self.pipeline.submit(lines, token, seq)
 
-    def _flush_loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._stopping.is_set() and len(self._lines) < self._batch_lines:
-                    self._cond.wait(self._flush_interval)
-                lines, acks = self._lines, self._acks
-                self._lines, self._acks = [], []
-                self._cond.notify_all()
-            if lines or acks:
-                self._write_until_done(lines)
-                for mid, qos in acks:
-                    if qos > 0:
-                        self._client.ack(mid, qos)
-            if self._stopping.is_set():
-                with self._cond:
-                    if not self._lines and not self._acks:
-                        return
+    def _release(self, tokens: list[AckToken]) -> None:
+        with self._mids_lock:
+            generation = self._generation
+            for mid, qos, gen in tokens:
+                if gen == generation:
+                    self._pending_mids.discard(mid)
+                    self.link.ack(mid, qos)
 
-    def _write_until_done(self, lines: list[str]) -> None:
-        delay = 0.5
-        for start in range(0, len(lines), self._batch_lines):
-            chunk = lines[start:start + self._batch_lines]
-            while True:
-                try:
-                    self._influx.write("\n".join(chunk), precision="ms")
-                    self.stats.writes += 1
-                    self.stats.lines_written += len(chunk)
-                    break
-                except InfluxError as exc:
-                    self.stats.write_failures += 1
-                    if not exc.retryable:
-                        # InfluxDB rejected the data itself (e.g. a field type conflict); retrying
-                        # cannot help. Count it and move on so one bad batch does not block all.
-                        self.stats.rejects.add("influx_rejected", str(exc))
-                        log.error("InfluxDB rejected %d lines: %s", len(chunk), exc)
-                        break
-                    if self._stopping.is_set():
-                        log.error("InfluxDB unavailable at shutdown; %d lines stay unacknowledged "
-                                  "and will be redelivered: %s", len(chunk), exc)
-                        raise SystemExit(1) from exc
-                    log.warning("InfluxDB write failed, retrying in %.1f s: %s", delay, exc)
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 30.0)
+    # -- sequence audit ---------------------------------------------------------------------------
+    def _audit_loop(self) -> None:
+        while not self._stop.wait(self.config.audit_interval):
+            self.audit_sequences()
+
+    def audit_sequences(self) -> dict[str, sequence.SequenceCounts]:
+        """Gaps and duplicates per gateway from what all workers stored; also sets the gauges."""
+        try:
+            counts = sequence.audit(self._influx, self.config.audit_window)
+        except InfluxError as exc:
+            log.debug("sequence audit skipped: %s", exc)
+            return {}
+        for gateway, c in counts.items():
+            self.metrics.gaps.labels(gateway).set(c.gaps)
+            self.metrics.duplicates.labels(gateway).set(c.duplicates)
+        return counts

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 from core.registry import WatchedRegistry
+from core.runtime import on_sighup, run_until_stopped
 from core.settings import mqtt_from_env
 from rules.rule_file import load_rules
 from rules.service import RulesService
-from smartcity.runtime import on_sighup, run_until_stopped
 
 log = logging.getLogger(__name__)
 

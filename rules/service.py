@@ -12,9 +12,9 @@ import threading
 import time
 
 import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
 
-from core import mqtt, topics
+from core import topics
+from core.mqtt_service import MqttLink, PublishError
 from core.registry import WatchedRegistry
 from core.senml import SenMLError, decode
 from core.settings import MqttSettings
@@ -40,34 +40,28 @@ class RulesService:
         self.messages = 0
         self.bad_messages = 0
         self.commands_published = 0
-        self.connected = threading.Event()
-        self._client = mqtt.new_client(mqtt_settings, client_id)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
+        self.publish_failures = 0
+        self.link = MqttLink("rules", mqtt_settings, client_id,
+                             subscriptions=[(topics.subscription(Channel.READINGS), 1)],
+                             on_message=self._on_message)
+
+    @property
+    def connected(self) -> threading.Event:
+        """Set while connected to the broker."""
+        return self.link.connected
 
     def start(self) -> None:
         """Connect and start evaluating."""
-        mqtt.connect(self._client, self._settings)
-        self._client.loop_start()
+        self.link.start()
         self._thread.start()
 
     def stop(self) -> None:
         """Stop evaluating and disconnect."""
         self._stop.set()
         self._thread.join(timeout=10)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.link.stop()
 
-    def _on_connect(self, client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
-                    _props: object) -> None:
-        if reason.is_failure:
-            log.error("MQTT connect refused: %s", reason)
-            return
-        client.subscribe(topics.subscription(Channel.READINGS), qos=1)
-        self.connected.set()
-        log.info("rules connected to %s:%d", self._settings.host, self._settings.port)
-
-    def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, msg: paho.MQTTMessage) -> None:
         self.messages += 1
         try:
             topics.parse(msg.topic)
@@ -82,16 +76,24 @@ class RulesService:
 
     def _timer_loop(self) -> None:
         while not self._stop.wait(self._evaluate_interval):
-            registry = self._registry.get()
-            if registry is not self._registry_seen:
-                self.engine.rebuild(registry)
-                self._registry_seen = registry
-            self._evaluate()
+            try:
+                registry = self._registry.get()
+                if registry is not self._registry_seen:
+                    self.engine.rebuild(registry)
+                    self._registry_seen = registry
+                self._evaluate()
+            except Exception:  # the timer thread must outlive any one bad reload or evaluation
+                log.exception("rules: evaluation failed; the next tick tries again")
 
     def _evaluate(self) -> None:
         commands = self.engine.evaluate(time.time())
         for gateway, command in commands:
-            self._client.publish(topics.topic(gateway, Channel.COMMANDS), command.to_json(), qos=1)
+            try:
+                self.link.publish(topics.topic(gateway, Channel.COMMANDS), command.to_json(), qos=1)
+            except PublishError as exc:
+                self.publish_failures += 1
+                log.error("rules: %s", exc)
+                continue
             log.debug("%s: %s %s %s", command.origin, command.device, command.action.value, command.params)
         if commands:
             self.commands_published += len(commands)

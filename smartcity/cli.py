@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from core.errors import ConfigError
+from core.runtime import setup_logging
 from smartcity.data import demo_registry_path
-from smartcity.runtime import setup_logging
 
 # subcommand -> (module with run(args) and add_arguments(parser), help)
 SERVICES = {
@@ -22,6 +22,7 @@ SERVICES = {
     "sim": ("firmware_sim.main", "run the simulated field devices on pseudo-terminals"),
     "edge": ("edge.main", "run the edge agent of one gateway"),
     "ingest": ("ingest.main", "run an ingest worker (MQTT -> InfluxDB)"),
+    "dead-letters": ("ingest.dead_letters_cli", "list what the ingest refused, with reasons"),
     "rules": ("rules.main", "run a rules worker (readings -> commands)"),
     "api": ("api.main", "serve the open-data and operator API"),
 }

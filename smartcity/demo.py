@@ -18,20 +18,11 @@ from pathlib import Path
 from core.influx import InfluxClient, InfluxConfig, InfluxError
 from core.kinds import KINDS
 from core.registry import load
+from core.runtime import stop_event
 from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
-from smartcity.runtime import stop_event
-from smartcity.services import (
-    Broker,
-    ChildProcess,
-    Influxd,
-    ServiceError,
-    free_port,
-    new_password,
-    port_is_free,
-    spawn,
-    start_influxd,
-    start_mosquitto,
-)
+from deploy.influxdb import Influxd, start_influxd
+from deploy.mosquitto import Broker, start_mosquitto
+from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free, spawn
 
 SERVICE_USERS = ("ingest", "rules", "operator")
 PROGRESS_INTERVAL = 10.0
@@ -111,7 +102,7 @@ class Demo:
         for gateway in self.registry.gateways:
             self._service(f"edge-{gateway}", ["edge", "--gateway", gateway, "--port-map", str(port_map)],
                           gateway)
-        self._service("ingest", ["ingest", "--client-id", "smartcity-ingest-demo"], "ingest")
+        self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules] if self.args.rules else []
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", *rules], "rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())

@@ -17,8 +17,10 @@ from core import mqtt
 from core.influx import InfluxClient, InfluxConfig
 from core.registry import Registry, load
 from core.settings import MqttSettings
+from deploy.influxdb import Influxd, start_influxd
+from deploy.mosquitto import Broker, start_mosquitto
+from deploy.processes import new_password
 from smartcity.data import demo_registry_path
-from smartcity.services import Broker, Influxd, new_password, start_influxd, start_mosquitto
 
 SERVICE_USERS = ("ingest", "rules", "operator")
 

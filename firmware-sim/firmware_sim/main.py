@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from core.registry import load
+from core.runtime import run_until_stopped
 from firmware_sim.city import SimulatedCity
-from smartcity.runtime import run_until_stopped
 
 log = logging.getLogger(__name__)
 

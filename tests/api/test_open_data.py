@@ -11,11 +11,13 @@ from api.app import create_app
 from api.settings import ApiSettings
 from core import jsonfast
 from core.registry import load
-from core.senml import Pack, Reading
+from core.senml import Reading, encode
+from core.senml_columns import decode_columns
 from core.settings import InfluxSettings
+from deploy.processes import free_port
 from ingest.points import Rejects, pack_lines
+from ingest.series_table import SeriesTable
 from smartcity.data import demo_registry_path
-from smartcity.services import free_port
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,8 +50,9 @@ def client(influxd, influx, registry_file):
 
 
 def store(influx, registry_file, gateway, readings):
-    lines = pack_lines(gateway, Pack(0, readings), load(registry_file), Rejects())
-    influx.write("\n".join(lines), precision="ms")
+    cols = decode_columns(encode(readings, 0))
+    lines = pack_lines(gateway, cols, SeriesTable(load(registry_file)), now=time.time(), rejects=Rejects())
+    influx.write("\n".join(lines), precision="u")
 
 
 def test_healthz_reports_influxdb_and_registry(client):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from core.settings import InfluxSettings, influx_to_env, mqtt_to_env
-from smartcity.services import free_port, spawn
+from deploy.processes import free_port, spawn
 from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,8 @@ def pipeline(tmp_path, broker, influxd, influx, demo_registry):
     for gw in demo_registry.gateways:
         service(f"edge-{gw}", ["edge", "--gateway", gw, "--port-map", str(port_map), "--flush-interval", "0.2",
                                "--rg15-poll-interval", "0.5"], gw)
-    service("ingest", ["ingest", "--client-id", "e2e-ingest", "--flush-interval", "0.1"], "ingest")
+    service("ingest", ["ingest", "--worker", "e2e", "--state-dir", str(tmp_path / "state"), "--max-latency", "0.1"],
+            "ingest")
     service("rules", ["rules", "--rules", str(rules), "--client-id", "e2e-rules", "--evaluate-interval", "0.2"],
             "rules")
     yield {"sim": sim, "children": children, "port_map": json.loads(port_map.read_text())}

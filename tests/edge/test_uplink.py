@@ -8,9 +8,10 @@ from core import jsonfast, mqtt, senml, topics
 from core.commands import Action, Command
 from core.senml import Reading
 from core.topics import Channel
+from deploy.mosquitto import start_mosquitto
+from deploy.processes import new_password
 from edge.reading_buffer import ReadingBuffer
 from edge.uplink import Uplink
-from smartcity.services import new_password, start_mosquitto
 from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration

@@ -1,45 +1,96 @@
+"""Packs folded into line protocol: registry tags, microsecond times, and every reject reason."""
+
+import pytest
+
+from core import jsonfast
 from core.commands import Ack, AckStatus, Action, Command
 from core.registry import load
-from core.senml import Pack, Reading
-from ingest.points import Rejects, ack_line, command_line, pack_lines, status_line
+from core.senml import Reading, encode
+from core.senml_columns import decode_columns
+from ingest.points import Rejects, TimeBounds, ack_line, command_line, pack_lines, status_line
+from ingest.series_table import SeriesTable
 from smartcity.data import demo_registry_path
 
-REG = load(demo_registry_path())
+TABLE = SeriesTable(load(demo_registry_path()))
 T = 1_700_000_000.0
 
 
-def test_readings_of_one_device_and_time_become_one_point_with_registry_tags():
-    pack = Pack(1, [Reading("vs-sl-101", "dim_level", 20.0, T, "%"), Reading("vs-sl-101", "power", 8.5, T, "W"),
-                    Reading("vs-sl-101", "lamp_failure", False, T)])
+DEFAULT = TimeBounds()
+
+
+def fold(readings, gateway="gw-vs-01", now=T, bounds=DEFAULT):
     rejects = Rejects()
-    lines = pack_lines("gw-vs-01", pack, REG, rejects)
+    lines = pack_lines(gateway, decode_columns(encode(readings, 1), now), TABLE, now=now, rejects=rejects,
+                       bounds=bounds)
+    return lines, rejects
+
+
+def test_readings_of_one_device_and_time_become_one_point_with_registry_tags():
+    lines, rejects = fold([Reading("vs-sl-101", "dim_level", 20.0, T, "%"), Reading("vs-sl-101", "power", 8.5, T, "W"),
+                           Reading("vs-sl-101", "lamp_failure", False, T)])
     assert lines == ["street_light,device=vs-sl-101,gateway=gw-vs-01,gemeente=GM0626,wijk=WK062600 "
-                     "dim_level=20.0,power=8.5,lamp_failure=false 1700000000000"]
+                     "dim_level=20.0,power=8.5,lamp_failure=false 1700000000000000"]
     assert rejects.total == 0
 
 
+def test_two_readings_in_one_millisecond_stay_two_points():
+    """Defect 7: ms precision merged a continuous RG-15 report and a poll reply into one point."""
+    lines, _ = fold([Reading("vs-rg-001", "rain_intensity", 0.5, T + 0.0001, "mm/h"),
+                     Reading("vs-rg-001", "rain_intensity", 0.7, T + 0.0004, "mm/h")])
+    assert [ln.rsplit(" ", 1)[1] for ln in lines] == ["1700000000000100", "1700000000000400"]
+
+
 def test_each_bad_reading_is_counted_by_reason_and_good_ones_kept():
-    pack = Pack(1, [
-        Reading("vs-sl-101", "power", 8.5, T),
+    lines, rejects = fold([
+        Reading("vs-sl-101", "power", 8.5, T, "W"),
         Reading("nobody", "power", 1.0, T),
         Reading("ws-sl-101", "power", 1.0, T),  # belongs to the other gateway
         Reading("vs-sl-101", "colour", 1.0, T),
         Reading("vs-oc-101", "presence", 1.0, T),  # a number where a boolean belongs
-        Reading("vs-rg-001", "rain_intensity", 0.5, T + 1),
-    ], errors=["record 9: junk"])
-    rejects = Rejects()
-    lines = pack_lines("gw-vs-01", pack, REG, rejects)
+        Reading("vs-oc-101", "count", True, T),  # a boolean where a number belongs
+        Reading("vs-sl-101", "power", 3.0, T + 1, "furlong"),  # defect 8: the wrong unit
+        Reading("vs-rg-001", "rain_intensity", 0.5, T + 1, "mm/h"),
+    ])
     assert len(lines) == 2
-    assert dict(rejects.counts) == {"bad_record": 1, "unknown_device": 1, "wrong_gateway": 1,
-                                    "unknown_metric": 1, "wrong_type": 1}
-    assert "belongs to 'gw-ws-01'" in rejects.last["wrong_gateway"]
+    assert rejects.counts == {"unknown_device": 1, "wrong_gateway": 1, "unknown_metric": 1, "wrong_type": 2,
+                              "wrong_unit": 1}
+    assert "belongs to 'gw-ws-01'" in rejects.first["wrong_gateway"]
+    assert "'furlong'" in rejects.first["wrong_unit"] and "'W'" in rejects.first["wrong_unit"]
+
+
+def test_a_reading_without_a_unit_takes_the_registry_one():
+    lines, rejects = fold([Reading("vs-sl-101", "power", 8.5, T)])
+    assert len(lines) == 1 and rejects.total == 0
+
+
+@pytest.mark.parametrize(("offset", "reason"), [(-8 * 86400, "too_late"), (301, "future"),
+                                                 (100 * 365 * 86400, "future")])
+def test_readings_outside_the_time_bounds_are_refused(offset, reason):
+    """Defects 5 and 8: a reading dated a year (or 2100) ahead was stored and served as the latest."""
+    lines, rejects = fold([Reading("vs-sl-101", "power", 1.0, T + offset, "W"),
+                           Reading("vs-sl-101", "power", 2.0, T, "W")])
+    assert len(lines) == 1 and lines[0].endswith(" 1700000000000000")
+    assert rejects.counts == {reason: 1}
+
+
+def test_bounds_are_configurable():
+    _, rejects = fold([Reading("vs-sl-101", "power", 1.0, T - 3600, "W")], bounds=TimeBounds(max_lateness=60))
+    assert rejects.counts == {"too_late": 1}
+
+
+def test_bad_records_from_the_decoder_are_counted():
+    payload = jsonfast.dumps([{"bn": "vs-sl-101/", "bt": T, "seq": 1, "n": "power", "v": 1.0},
+                              {"n": "power", "t": 1, "v": "high"}])
+    rejects = Rejects()
+    lines = pack_lines("gw-vs-01", decode_columns(payload, T), TABLE, now=T, rejects=rejects)
+    assert len(lines) == 1 and rejects.counts == {"bad_record": 1}
 
 
 def test_status_command_and_ack_lines():
-    assert status_line("gw-1", "online", T) == 'gateway_status,gateway=gw-1 state="online",online=true 1700000000000'
+    assert status_line("gw-1", "online", 1, seq=4) == 'gateway_status,gateway=gw-1 state="online",online=true,seq=4i 1'
     cmd = Command("vs-sl-101", Action.DIM, {"level": 20}, "rule:x", id="c1", issued_at=T)
     assert command_line("gw-vs-01", cmd) == (
-        'command,action=dim,device=vs-sl-101,gateway=gw-vs-01,origin=rule:x id="c1",level=20.0 1700000000000')
+        'command,action=dim,device=vs-sl-101,gateway=gw-vs-01,origin=rule:x id="c1",level=20.0 1700000000000000')
     ack = Ack("c1", "vs-sl-101", AckStatus.APPLIED, "sent")
-    assert ack_line("gw-vs-01", ack, T) == (
-        'command_ack,device=vs-sl-101,gateway=gw-vs-01,status=applied id="c1",detail="sent" 1700000000000')
+    assert ack_line("gw-vs-01", ack, 7) == (
+        'command_ack,device=vs-sl-101,gateway=gw-vs-01,status=applied id="c1",detail="sent" 7')
