@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core import mqtt
@@ -61,7 +63,7 @@ class MqttLink:
         self.client_id = client_id
         self.stats = LinkStats()
         self.connected = threading.Event()
-        self._subscriptions = list(subscriptions)
+        self.subscriptions = list(subscriptions)  # (re)subscribed at every connect
         self._handler = on_message
         self._connect_hook = on_connect
         self._persistent = persistent
@@ -81,10 +83,14 @@ class MqttLink:
                      receive_maximum=self._receive_maximum)
         self.client.loop_start()
 
-    def stop(self) -> None:
-        """Disconnect and stop the network thread."""
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect and stop the network thread; end_session asks the broker to drop our session now."""
         self._stopping = True
-        self.client.disconnect()
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
         self.connected.clear()
 
@@ -123,8 +129,8 @@ class MqttLink:
         def subscribe() -> None:
             if self._connect_hook is not None:
                 self._connect_hook(client)
-            if self._subscriptions:
-                client.subscribe(self._subscriptions)
+            if self.subscriptions:
+                client.subscribe(self.subscriptions)
 
         self._guard("on_connect", subscribe)
         self.connected.set()

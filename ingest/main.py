@@ -17,7 +17,7 @@ from core.status_http import StatusServer
 from ingest import worker as workers
 from ingest.pipeline import PipelineConfig
 from ingest.points import DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW, TimeBounds
-from ingest.service import IngestConfig, IngestService
+from ingest.service import IngestConfig, IngestService, RetireError
 from ingest.spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-interval", type=float, default=60.0,
                         help="seconds between sequence audits (gaps, duplicates); 0: off")
     parser.add_argument("--audit-window", type=float, default=3600.0, help="seconds of batches an audit covers")
+    parser.add_argument("--retire", action="store_true",
+                        help="retire --worker for good: store what the broker queued for its session, end the "
+                             "session, exit (for scaling down; see ingest/README.md)")
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -67,6 +70,8 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
               "max_lateness", "max_skew", "audit_window")
     if args.spool_after < 0 or args.audit_interval < 0:
         raise ConfigError("--spool-after and --audit-interval must be >= 0")
+    if args.retire and not args.worker:
+        raise ConfigError("--retire needs --worker NAME: the worker whose session is to be drained and ended")
     if args.receive_maximum > 65535:
         raise ConfigError(f"--receive-maximum must be at most 65535 (MQTT 5): {args.receive_maximum}")
     return IngestConfig(
@@ -95,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
                     cfg.database, exc.reason)
     on_sighup(registry.reload)
     service = IngestService(mqtt_settings, influx, registry, claim, config)
+    if args.retire:
+        return _retire(service, claim, influx)
     status: StatusServer | None = None
     if args.metrics_port >= 0:
         status = StatusServer(service.metrics.registry, service.health, host=args.metrics_host,
@@ -118,3 +125,16 @@ def run(args: argparse.Namespace) -> int:
                  m.total("smartcity_ingest_dead_letters_total"))
     return 0
 
+
+
+def _retire(service: IngestService, claim: workers.WorkerClaim, influx: InfluxClient) -> int:
+    try:
+        drained = service.retire()
+    except RetireError as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        influx.close()
+        claim.release()
+    log.info("ingest worker %s retired: %d queued messages stored, its session ended", claim.name, drained)
+    return 0

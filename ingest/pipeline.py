@@ -112,6 +112,10 @@ class WritePipeline:
         self._thread.join(timeout)
         self._spool.close()
 
+    def idle(self) -> bool:
+        """True when nothing is queued, in hand or spooled: every message received is stored and acked."""
+        return not self._lines and not self._acks and not self._in_hand and not len(self._spool)
+
     def health(self) -> dict[str, Any]:
         """'ok', 'degraded' (InfluxDB failing or spool in use) or 'failing' (cannot store or spool)."""
         status = "ok"

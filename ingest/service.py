@@ -49,6 +49,10 @@ class IngestConfig:
     audit_window: float = 3600.0
 
 
+class RetireError(RuntimeError):
+    """A retire could not finish: what the worker holds is not all in InfluxDB yet."""
+
+
 class IngestService:
     """One ingest worker; run several with the same share group to spread the load."""
 
@@ -68,12 +72,15 @@ class IngestService:
         self._pending_mids: set[int] = set()
         self._mids_lock = threading.Lock()
         self._closing = False
+        self._retiring = False
+        self._last_message_at = time.monotonic()
         self._stop = threading.Event()
         self._audit_thread = threading.Thread(target=self._audit_loop, name="ingest-audit", daemon=True)
         group = config.share_group
+        self._subscriptions = [(topics.subscription(c, group), 1) for c in Channel]
         self.link = MqttLink(
             f"ingest {worker.name}", mqtt_settings, worker.client_id,
-            subscriptions=[(topics.subscription(c, group), 1) for c in Channel],
+            subscriptions=self._subscriptions,
             on_message=self._on_message, on_connect=self._on_connect, manual_ack=True,
             receive_maximum=config.receive_maximum,
         )
@@ -90,14 +97,42 @@ class IngestService:
             self._audit_thread.start()
         self.link.start()
 
-    def stop(self) -> None:
-        """Stop taking messages, store or spool what is held and acknowledge it, then disconnect."""
+    def stop(self, *, end_session: bool = False) -> None:
+        """Stop taking messages, store or spool what is held and acknowledge it, then disconnect.
+
+        end_session (for retire) also ends the MQTT session, once everything it held is stored.
+        """
         self._closing = True  # later messages stay unacknowledged: the broker redelivers them to us
         self._stop.set()
         self.pipeline.stop()
-        self.link.stop()
+        self.link.stop(end_session=end_session and self.pipeline.idle())
         if self._audit_thread.is_alive():
             self._audit_thread.join(5)
+
+    def retire(self, quiet_seconds: float = 2.0, timeout: float = 600.0) -> int:
+        """Drain this worker's session for good: store what the broker queued for it, then end the session.
+
+        mosquitto keeps giving a share group's messages to members whose persistent session is offline
+        and queues them there; a worker name that never comes back would strand them until the
+        session expires (24 h) and mosquitto drops them. Retiring unsubscribes first, so nothing new
+        is queued, takes the backlog, and ends the session once the backlog is stored.
+        Returns the number of messages drained.
+        """
+        self._retiring = True
+        self.link.subscriptions = []
+        self.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            quiet = time.monotonic() - self._last_message_at >= quiet_seconds
+            if self.link.connected.is_set() and quiet and self.pipeline.idle():
+                break
+        drained = int(self.link.stats.messages)
+        self.stop(end_session=True)
+        if not self.pipeline.idle():
+            raise RetireError(f"worker {self.worker.name}: {len(self.spool)} spooled batches are not yet in "
+                              "InfluxDB; the session is kept: run the retire again once InfluxDB takes writes")
+        return drained
 
     def health(self) -> dict[str, Any]:
         """Health for /healthz: the write path's, degraded while disconnected from the broker."""
@@ -117,10 +152,14 @@ class IngestService:
             if not self.link.session_present:
                 self._generation += 1
                 self._pending_mids.clear()
+        if self._retiring:
+            # No new share of the group for this session; what it has queued still comes.
+            _client.unsubscribe([f for f, _ in self._subscriptions])
 
     def _on_message(self, msg: paho.MQTTMessage) -> None:
         if self._closing:
             return
+        self._last_message_at = time.monotonic()
         now = time.time()
         with self._mids_lock:
             if msg.qos > 0 and msg.mid in self._pending_mids:

@@ -62,6 +62,7 @@ class Demo:
         self.influx_settings = InfluxSettings(database="smartcity")
         self.api_url = ""
         self.since_ms = int(time.time() * 1000)
+        (self.state / "ingest" / "demo" / "status.json").unlink(missing_ok=True)  # the last run's
 
     def _service(self, name: str, argv: list[str], mqtt_user: str | None) -> ChildProcess:
         if self.broker is None:
@@ -166,7 +167,21 @@ class Demo:
                 f'SELECT last("dim_level") FROM "street_light" WHERE time >= {self.since_ms}ms GROUP BY "wijk"')}
             out.append(f"  street-light reports below 100 %: {dimmed}; latest level per wijk: "
                        + ", ".join(f"{w} {v} %" for w, v in sorted(levels.items())))
+            dead = self._counts(influx, "dead_letter", "count", group="reason")
+            out.append("  dead letters: " + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) or "none")
+                       + "   (smartcity dead-letters lists them)")
         return out
+
+    def ingest_status_url(self, timeout: float = 5.0) -> str:
+        """The ingest worker's /metrics and /healthz base URL (it writes it once it is up)."""
+        path = self.state / "ingest" / "demo" / "status.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return str(json.loads(path.read_text())["url"])
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        return "(not up yet)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +199,7 @@ smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.reg
   open data API  {demo.api_url}/v1/latest   (health: {demo.api_url}/healthz, docs: {demo.api_url}/docs)
   InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
+  ingest         {demo.ingest_status_url()}/metrics   (health: .../healthz)
   logs           {demo.logs}/
 Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}.""")
         deadline = started + args.duration if args.duration else None

@@ -20,15 +20,16 @@ def start_ingest(broker, influx, tmp_path):
     """A factory of started ingest workers: start_ingest(name=None, influx=None, **IngestConfig fields)."""
     started = []
 
-    def make(name="w1", influx_client: InfluxClient | None = None, registry=None, **overrides):
+    def make(name="w1", influx_client: InfluxClient | None = None, registry=None, connect=True, **overrides):
         config = IngestConfig(**{"pipeline": FAST, "audit_interval": 0, **overrides})
         claim = workers.claim(tmp_path / "state", name)
         service = IngestService(settings_for(broker, "ingest"), influx_client or influx,
                                 WatchedRegistry(registry or demo_registry_path()), claim, config)
-        service.start()
         started.append((service, claim))
-        wait_for(service.connected.is_set, 5)
-        time.sleep(0.2)  # let the SUBSCRIBE land before anything is published
+        if connect:
+            service.start()
+            wait_for(service.connected.is_set, 5)
+            time.sleep(0.2)  # let the SUBSCRIBE land before anything is published
         return service
 
     yield make

@@ -215,3 +215,25 @@ def test_a_graceful_stop_while_influxdb_is_down_spools_and_the_next_run_replays(
         assert_exactly(influx, stream)
     finally:
         restarted.stop()
+
+
+def test_a_retired_worker_strands_nothing(start_ingest, influx, mqtt_client):
+    """mosquitto queues a share group's messages for offline members; retiring a worker drains its session."""
+    a = start_ingest("a")
+    b = start_ingest("b")
+    b.stop()  # scaled down: its persistent session stays in the group
+    b.worker.release()
+    gw = mqtt_client("gw-vs-01")
+    stream = Stream(gw, "gw-vs-01", batches=40, per_batch=10, interval=0.005).start()
+    stream.join()
+    time.sleep(1)
+    stranded = len(stream.expected) - count(influx, "street_light", "power")
+    assert stranded > 0  # the broker gave b's offline session its share
+    assert a.metrics.value("smartcity_ingest_messages_total", {"channel": "readings"}) < 40
+    retiring = start_ingest("b", connect=False)
+    drained = retiring.retire(quiet_seconds=1.0, timeout=30)
+    assert drained > 0
+    assert_exactly(influx, stream)
+    later = Stream(gw, "gw-vs-01", batches=20, per_batch=10, interval=0.005, first_seq=40, t0=stream.t0 + 100).start()
+    later.join()
+    assert_exactly(influx, stream, later)  # the ended session takes no share any more: all reach a
