@@ -56,7 +56,8 @@ class MqttLink:
 
     def __init__(self, name: str, settings: MqttSettings, client_id: str, *,
                  subscriptions: Sequence[tuple[str, int]] = (), on_message: MessageHandler | None = None,
-                 on_connect: Callable[[paho.Client], None] | None = None, manual_ack: bool = False,
+                 on_connect: Callable[[paho.Client], None] | None = None,
+                 on_publish: Callable[[int, bool], None] | None = None, manual_ack: bool = False,
                  will: Will | None = None, persistent: bool = True, receive_maximum: int | None = None) -> None:
         self.name = name
         self.settings = settings
@@ -76,6 +77,11 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        if on_publish is not None:
+            # paho calls this holding its own message lock: the hook must not block or publish.
+            hook = on_publish
+            self.client.on_publish = lambda _c, _u, mid, rc, _p: self._guard(
+                "on_publish", lambda: hook(mid, bool(rc.is_failure)))
 
     def start(self) -> None:
         """Connect in the background; paho reconnects with backoff after any failure."""

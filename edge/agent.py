@@ -13,8 +13,8 @@ from core.settings import MqttSettings
 from edge.actuation import Actuator
 from edge.converters import LoraConverter, rg15_readings
 from edge.device_codecs import encode_dim
+from edge.durable_queue import DurableQueue
 from edge.lora_frame import encode_downlink
-from edge.reading_buffer import ReadingBuffer
 from edge.rg15 import RG15Reading
 from edge.rg15_port import RG15Port
 from edge.rn2483_port import RN2483Port
@@ -33,14 +33,14 @@ class EdgeAgent:
     """Reads every device of one gateway and keeps the platform informed; applies its commands."""
 
     def __init__(self, gateway: str, registry: Registry, ports: dict[str, str], mqtt_settings: MqttSettings,
-                 *, flush_interval: float = 1.0, rg15_poll_interval: float = 10.0,
-                 buffer_max: int = 100_000, retry_interval: float = 30.0) -> None:
+                 *, queue: DurableQueue, flush_interval: float = 1.0, rg15_poll_interval: float = 10.0,
+                 retry_interval: float = 30.0) -> None:
         if gateway not in registry.gateways:
             raise EdgeConfigError(f"gateway {gateway!r} is not in the registry")
         self.gateway = gateway
         self.devices = {d.id: d for d in registry.devices_of(gateway)}
-        self.buffer = ReadingBuffer(buffer_max)
-        self.uplink = Uplink(gateway, mqtt_settings, self.buffer, self._on_command, flush_interval=flush_interval)
+        self.queue = queue
+        self.uplink = Uplink(gateway, mqtt_settings, queue, self._on_command, flush_interval=flush_interval)
         self.actuator = Actuator(self.devices, self._transmit, self.uplink.send_ack,
                                  retry_interval=retry_interval)
         lora_devices = [d for d in self.devices.values() if d.link == "lora"]
@@ -79,6 +79,7 @@ class EdgeAgent:
             self.lora.stop()
         self.actuator.stop()
         self.uplink.stop()
+        self.queue.close()
 
     def _on_frame(self, frame: bytes, received: float) -> None:
         readings = self.converter.convert(frame, received)
@@ -88,7 +89,7 @@ class EdgeAgent:
         self._accept(rg15_readings(device, reading, received))
 
     def _accept(self, readings: list[Reading]) -> None:
-        self.buffer.extend(readings)
+        self.queue.extend(readings)
         for r in readings:
             if r.metric == "dim_level" and isinstance(r.value, float):
                 self.actuator.observe_level(r.device, r.value)

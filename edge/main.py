@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from core.registry import load
 from core.runtime import run_until_stopped
 from core.settings import mqtt_from_env
 from edge.agent import EdgeAgent, EdgeConfigError
+from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS, DurableQueue
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
     parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
+    parser.add_argument("--state-dir", default=os.environ.get("SMARTCITY_STATE_DIR", ".state"),
+                        help="where the durable queue lives (default: $SMARTCITY_STATE_DIR or .state)")
+    parser.add_argument("--queue-max-readings", type=int, default=DEFAULT_MAX_READINGS,
+                        help="readings the queue keeps during an outage before the oldest go (counted)")
+    parser.add_argument("--queue-max-age", type=float, default=DEFAULT_MAX_AGE,
+                        help="seconds a reading may wait for the broker before it goes (counted)")
 
 
 def port_map(args: argparse.Namespace) -> dict[str, str]:
@@ -46,9 +54,15 @@ def port_map(args: argparse.Namespace) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the agent; returns 2 on a configuration error."""
+    if args.queue_max_readings < 1 or args.queue_max_age <= 0:
+        raise EdgeConfigError("--queue-max-readings must be >= 1 and --queue-max-age > 0")
     settings = mqtt_from_env()
     settings.username = settings.username or args.gateway
-    agent = EdgeAgent(args.gateway, load(args.registry), port_map(args), settings,
+    registry = load(args.registry)
+    ports = port_map(args)
+    queue = DurableQueue(Path(args.state_dir) / "edge" / f"{args.gateway}.sqlite",
+                         max_readings=args.queue_max_readings, max_age=args.queue_max_age)
+    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue,
                       flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
     agent.start()
     try:
@@ -57,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
         agent.stop()
         log.info("edge agent %s stopped: %d readings in %d batches, %d dropped, %d commands applied, "
                  "%d failed, frame problems %s, lost LoRa frames %d", args.gateway, agent.uplink.readings_sent,
-                 agent.uplink.batches_sent, agent.buffer.dropped, agent.actuator.applied, agent.actuator.failed,
+                 agent.uplink.batches_sent, agent.queue.dropped, agent.actuator.applied, agent.actuator.failed,
                  dict(agent.converter.problems), agent.converter.lost_frames)
     return 0

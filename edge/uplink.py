@@ -1,70 +1,95 @@
-"""The gateway's MQTT link: birth and last will, SenML batches at QoS 1, commands in, acks out."""
+"""The gateway's MQTT link: birth and last will, SenML batches from the durable queue at QoS 1,
+commands in, acks out.
+
+Every flush seals the readings the queue holds into numbered batches and hands each batch to paho
+once. A batch leaves the queue only when its PUBACK arrives; after a reconnect paho itself sends
+again what it had not had acknowledged, and after a restart of the agent every batch still in the
+queue is sent again. So a batch is sent twice only on an honest redelivery, when a PUBACK was lost.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from core import jsonfast, senml, topics
+from core import jsonfast, topics
 from core.commands import Ack, Command, CommandError, parse_command
 from core.mqtt_service import MqttLink, Will
 from core.settings import MqttSettings
 from core.topics import Channel
-from edge.reading_buffer import ReadingBuffer
+from edge.durable_queue import DurableQueue
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = "smartcity-edge/0.1.0"
+AGENT_VERSION = "smartcity-edge/0.2.0"
 
 
 class Uplink:
-    """Publishes buffered readings every flush_interval; hands validated commands to on_command."""
+    """Publishes the queue's batches every flush_interval; hands validated commands to on_command."""
 
-    def __init__(self, gateway: str, settings: MqttSettings, buffer: ReadingBuffer,
+    def __init__(self, gateway: str, settings: MqttSettings, queue: DurableQueue,
                  on_command: Callable[[Command], None], *, flush_interval: float = 1.0,
-                 batch_size: int = 500) -> None:
+                 batch_size: int = 500, max_inflight: int = 50) -> None:
         self.gateway = gateway
-        self._settings = settings
-        self._buffer = buffer
+        self._queue = queue
         self._on_command = on_command
         self._flush_interval = flush_interval
         self._batch_size = batch_size
-        self.seq = 0
-        self.batches_sent = 0
+        self._max_inflight = max_inflight
+        self.batches_sent = 0  # acknowledged by the broker
         self.readings_sent = 0
         self.bad_commands = 0
-        self._last_publish: paho.MQTTMessageInfo | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> seq; only the flush thread touches it
+        self._acked_mids: deque[tuple[int, bool]] = deque()  # (mid, refused) from paho's thread
+        self.refused_batches = 0
+        self._handed_up_to = -1  # highest seq given to paho by this process
+        self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._publish_loop, name=f"uplink-{gateway}", daemon=True)
         self.link = MqttLink(
             f"gateway {gateway}", settings, f"smartcity-edge-{gateway}",
             subscriptions=[(topics.topic(gateway, Channel.COMMANDS), 1)], on_message=self._on_message,
-            on_connect=self._announce,
+            on_connect=self._announce, on_publish=lambda mid, refused: self._acked_mids.append((mid, refused)),
             will=Will(topics.topic(gateway, Channel.STATUS), jsonfast.dumps({"state": "offline"})),
         )
         self._client = self.link.client
 
     @property
     def connected(self) -> threading.Event:
-        """Set while connected to the broker (readings are buffered while it is not)."""
+        """Set while connected to the broker (readings wait in the queue while it is not)."""
         return self.link.connected
+
+    @property
+    def seq(self) -> int:
+        """The seq of the next batch (persisted in the queue, so it carries on after a restart)."""
+        return self._queue.next_seq
+
+    @property
+    def inflight(self) -> int:
+        """Batches handed to paho and not yet acknowledged."""
+        return len(self._inflight)
 
     def start(self) -> None:
         """Connect (retrying in the background) and start publishing."""
         self.link.start()
         self._thread.start()
 
-    def stop(self) -> None:
-        """Send what is buffered if connected, announce going offline, disconnect."""
+    def stop(self, drain_seconds: float = 5.0) -> None:
+        """While connected, send what is queued (for up to drain_seconds), announce offline, disconnect.
+
+        What is not acknowledged by then stays in the queue on disk and goes at the next start.
+        """
         self._stop.set()
         self._thread.join(timeout=10)
-        if self._last_publish is not None and self.connected.is_set():
-            # QoS 1 handshake of the final batch, so a clean stop loses nothing to the disconnect.
-            self._last_publish.wait_for_publish(timeout=5)
+        deadline = time.monotonic() + drain_seconds
+        while (len(self._queue) or self._inflight) and self.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self.flush()
         if self.connected.is_set():
             info = self._client.publish(topics.topic(self.gateway, Channel.STATUS),
                                         jsonfast.dumps({"state": "offline"}), qos=1, retain=True)
@@ -94,15 +119,42 @@ class Uplink:
         self.flush()
 
     def flush(self) -> None:
-        """Publish everything buffered, in batches, while connected."""
-        while self.connected.is_set() and len(self._buffer):
-            batch = self._buffer.take(self._batch_size)
-            info = self._client.publish(topics.topic(self.gateway, Channel.READINGS),
-                                        senml.encode(batch, self.seq), qos=1)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                self._buffer.put_back(batch)
-                return
-            self._last_publish = info
-            self.seq += 1
-            self.batches_sent += 1
-            self.readings_sent += len(batch)
+        """Forget acknowledged batches, seal what is pending, hand new batches to paho while connected."""
+        with self._flush_lock:
+            self._collect_acks()
+            self._queue.expire()
+            while self._queue.seal(self._batch_size) is not None:
+                pass
+            while self.connected.is_set() and len(self._inflight) < self._max_inflight:
+                batches = self._queue.sealed(after=self._handed_up_to, limit=self._max_inflight - len(self._inflight))
+                if not batches:
+                    return
+                for batch in batches:
+                    info = self._client.publish(topics.topic(self.gateway, Channel.READINGS), batch.payload, qos=1)
+                    if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                        # Not queued by paho: it stays in our queue and goes with a later flush.
+                        log.warning("gateway %s: batch %d not accepted by paho: %s", self.gateway, batch.seq,
+                                    paho.error_string(info.rc))
+                        return
+                    # NO_CONN at QoS 1 means paho queued it and sends it on reconnect: it is in flight.
+                    self._inflight[info.mid] = batch.seq
+                    self._handed_up_to = batch.seq
+
+    def _collect_acks(self) -> None:
+        seqs = []
+        while self._acked_mids:
+            mid, refused = self._acked_mids.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue
+            if refused:
+                # The broker answered with a failure (e.g. its ACL refuses our topic): not delivered. The
+                # batch stays in the queue and goes again at the next start; the count makes it visible.
+                self.refused_batches += 1
+                log.error("gateway %s: the broker refused batch %d (check this gateway's account and ACL)",
+                          self.gateway, seq)
+                continue
+            seqs.append(seq)
+        if seqs:
+            self.readings_sent += self._queue.acknowledged(seqs)
+            self.batches_sent += len(seqs)

@@ -101,8 +101,8 @@ class Demo:
                 raise ServiceError(f"simulator did not write {port_map}:\n{self.children[0].log_tail()}")
             time.sleep(0.05)
         for gateway in self.registry.gateways:
-            self._service(f"edge-{gateway}", ["edge", "--gateway", gateway, "--port-map", str(port_map)],
-                          gateway)
+            self._service(f"edge-{gateway}", ["edge", "--gateway", gateway, "--port-map", str(port_map),
+                                              "--state-dir", str(self.state)], gateway)
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules] if self.args.rules else []
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", *rules], "rules")

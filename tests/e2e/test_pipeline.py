@@ -58,7 +58,7 @@ def pipeline(tmp_path, broker, influxd, influx, demo_registry):
     wait_for(port_map.exists, 15)
     for gw in demo_registry.gateways:
         service(f"edge-{gw}", ["edge", "--gateway", gw, "--port-map", str(port_map), "--flush-interval", "0.2",
-                               "--rg15-poll-interval", "0.5"], gw)
+                               "--rg15-poll-interval", "0.5", "--state-dir", str(tmp_path / "state")], gw)
     service("ingest", ["ingest", "--worker", "e2e", "--state-dir", str(tmp_path / "state"), "--max-latency", "0.1"],
             "ingest")
     service("rules", ["rules", "--rules", str(rules), "--client-id", "e2e-rules", "--evaluate-interval", "0.2"],

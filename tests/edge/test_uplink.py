@@ -1,5 +1,6 @@
 """The gateway's MQTT uplink against a real mosquitto."""
 
+import signal
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from core.senml import Reading
 from core.topics import Channel
 from deploy.mosquitto import start_mosquitto
 from deploy.processes import new_password
-from edge.reading_buffer import ReadingBuffer
+from edge.durable_queue import DurableQueue
 from edge.uplink import Uplink
 from tests.conftest import settings_for, wait_for
 
@@ -41,12 +42,13 @@ class Subscriber:
 
 
 @pytest.fixture
-def uplink_parts(broker):
+def uplink_parts(broker, tmp_path):
     commands = []
-    buffer = ReadingBuffer(1000)
-    uplink = Uplink(GW, settings_for(broker, GW), buffer, commands.append, flush_interval=0.05)
-    yield uplink, buffer, commands
+    queue = DurableQueue(tmp_path / "queue.sqlite")
+    uplink = Uplink(GW, settings_for(broker, GW), queue, commands.append, flush_interval=0.05)
+    yield uplink, queue, commands
     uplink.stop()
+    queue.close()
 
 
 def test_birth_is_retained_and_batches_carry_increasing_sequence_numbers(broker, uplink_parts):
@@ -89,7 +91,7 @@ def test_readings_wait_out_a_broker_outage(tmp_path, broker, uplink_parts):
     wait_for(lambda: not uplink.connected.is_set(), 5)
     buffer.extend([Reading("vs-sl-101", "power", float(i), 1e9 + i) for i in range(20)])
     time.sleep(0.3)
-    assert len(buffer) == 20  # kept, not published into the void
+    assert len(buffer) == 20  # kept until the broker acknowledges them
     restarted = start_mosquitto(tmp_path / "broker", broker.users, port=broker.port)
     try:
         wait_for(lambda: sub.payloads(Channel.READINGS), 15)
@@ -99,3 +101,45 @@ def test_readings_wait_out_a_broker_outage(tmp_path, broker, uplink_parts):
     finally:
         uplink.stop()
         restarted.stop()
+
+
+def test_seq_carries_on_after_a_restart_and_the_birth_says_where(broker, tmp_path):
+    """A restarted agent must not count from 0 again: the platform would see no gap (fault probe)."""
+    sub = Subscriber(broker, f"smartcity/v1/gw/{GW}/#")
+    try:
+        for run in range(2):
+            queue = DurableQueue(tmp_path / "queue.sqlite")
+            uplink = Uplink(GW, settings_for(broker, GW), queue, lambda _c: None, flush_interval=0.05)
+            uplink.start()
+            wait_for(uplink.connected.is_set, 5)
+            queue.extend([Reading("vs-sl-101", "power", float(run), 1e9 + run)])
+            wait_for(lambda uplink=uplink: uplink.batches_sent == 1, 5)
+            uplink.stop()
+            queue.close()
+        wait_for(lambda: len(sub.payloads(Channel.READINGS)) == 2, 5)
+        seqs = [senml.decode(m.payload).seq for m in sub.messages if m.topic.endswith("readings")]
+        assert seqs == [0, 1]
+        births = [p["seq"] for p in sub.payloads(Channel.STATUS) if p["state"] == "online"]
+        assert births[-1] == 1
+    finally:
+        sub.close()
+
+
+def test_a_batch_the_broker_refuses_stays_in_the_queue_and_is_counted(broker, tmp_path):
+    """An operator's ACL change (reloaded on SIGHUP) makes mosquitto answer PUBACK 'Not authorized'."""
+    queue = DurableQueue(tmp_path / "queue.sqlite")
+    uplink = Uplink(GW, settings_for(broker, GW), queue, lambda _c: None, flush_interval=0.05)
+    uplink.start()
+    try:
+        wait_for(uplink.connected.is_set, 5)
+        acl = broker.config_path.parent / "acl"
+        acl.write_text(acl.read_text().replace("pattern write smartcity/v1/gw/%u/readings\n", ""))
+        broker.child.process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        queue.extend([Reading("vs-sl-101", "power", 1.0, 1e9)])
+        wait_for(lambda: uplink.refused_batches == 1, 5)
+        assert uplink.batches_sent == 0
+        assert len(queue) == 1  # kept for the next start, not counted as delivered
+    finally:
+        uplink.stop(drain_seconds=0)
+        queue.close()
