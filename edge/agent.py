@@ -15,6 +15,7 @@ from edge.converters import LoraConverter, rg15_readings
 from edge.device_codecs import encode_dim
 from edge.durable_queue import DurableQueue
 from edge.lora_frame import encode_downlink
+from edge.lora_keys import KeyRing
 from edge.rg15 import RG15Reading
 from edge.rg15_port import RG15Port
 from edge.rn2483_port import RN2483Port
@@ -33,8 +34,8 @@ class EdgeAgent:
     """Reads every device of one gateway and keeps the platform informed; applies its commands."""
 
     def __init__(self, gateway: str, registry: Registry, ports: dict[str, str], mqtt_settings: MqttSettings,
-                 *, queue: DurableQueue, flush_interval: float = 1.0, rg15_poll_interval: float = 10.0,
-                 retry_interval: float = 30.0) -> None:
+                 *, queue: DurableQueue, keys: KeyRing, flush_interval: float = 1.0,
+                 rg15_poll_interval: float = 10.0, retry_interval: float = 30.0) -> None:
         if gateway not in registry.gateways:
             raise EdgeConfigError(f"gateway {gateway!r} is not in the registry")
         self.gateway = gateway
@@ -45,7 +46,8 @@ class EdgeAgent:
                                  retry_interval=retry_interval)
         lora_devices = [d for d in self.devices.values() if d.link == "lora"]
         self.lora: RN2483Port | None = None
-        self.converter = LoraConverter(lora_devices)
+        self.keys = keys
+        self.converter = LoraConverter(lora_devices, keys, queue.counters())
         if lora_devices:
             if LORA_PORT not in ports:
                 raise EdgeConfigError(f"gateway {gateway} has LoRa devices but no '{LORA_PORT}' port "
@@ -83,13 +85,19 @@ class EdgeAgent:
 
     def _on_frame(self, frame: bytes, received: float) -> None:
         readings = self.converter.convert(frame, received)
-        self._accept(readings)
+        if self.converter.last_fcnt is not None:
+            # The counter and the readings of one frame are stored in one transaction.
+            self.queue.extend(readings, fcnt=self.converter.last_fcnt)
+            self._observe(readings)
 
     def _on_rain(self, device: Device, reading: RG15Reading, received: float) -> None:
         self._accept(rg15_readings(device, reading, received))
 
     def _accept(self, readings: list[Reading]) -> None:
         self.queue.extend(readings)
+        self._observe(readings)
+
+    def _observe(self, readings: list[Reading]) -> None:
         for r in readings:
             if r.metric == "dim_level" and isinstance(r.value, float):
                 self.actuator.observe_level(r.device, r.value)
@@ -100,5 +108,10 @@ class EdgeAgent:
     def _transmit(self, device: Device, command: Command) -> bool:
         if self.lora is None or device.address is None:
             return False
-        frame = encode_downlink(device.address, encode_dim(dim_level(command.params)))
+        key = self.keys.key_for(device.address)
+        if key is None:
+            log.error("device %s: no LoRa key, cannot send it a command", device.id)
+            return False
+        fcnt = self.queue.next_downlink_counter(device.address)
+        frame = encode_downlink(device.address, fcnt, encode_dim(dim_level(command.params)), key)
         return self.lora.send(frame, timeout=5.0)

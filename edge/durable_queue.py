@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS reading (id INTEGER PRIMARY KEY, device TEXT, metric 
                                     value REAL, text TEXT, time REAL, unit TEXT, added REAL);
 CREATE TABLE IF NOT EXISTS batch (seq INTEGER PRIMARY KEY, created REAL, readings INTEGER, payload BLOB);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
+CREATE TABLE IF NOT EXISTS fcnt (address TEXT, direction INTEGER, value INTEGER, PRIMARY KEY (address, direction));
 """
 _NUMBER, _BOOL, _TEXT = 0, 1, 2
 DEFAULT_MAX_READINGS = 1_000_000
@@ -114,21 +115,49 @@ class DurableQueue:
         return 0.0 if row[0] is None else max(0.0, (time.time() if now is None else now) - float(row[0]))
 
     # -- the ports' side -------------------------------------------------------------------------
-    def extend(self, readings: Iterable[Reading]) -> None:
-        """Accept readings durably (one transaction); the oldest go (counted) beyond the bound."""
+    def extend(self, readings: Iterable[Reading], *, fcnt: tuple[str, int] | None = None) -> None:
+        """Accept readings durably (one transaction); the oldest go (counted) beyond the bound.
+
+        fcnt = (address, counter) records, in the same transaction, the frame counter of the LoRa frame
+        the readings came from: after a crash the counter is never behind the readings (a replay of
+        that frame would duplicate them) nor ahead of them (its readings would be lost).
+        """
         added = time.time()
         rows = [(*_row(r), added) for r in readings]
-        if not rows:
+        if not rows and fcnt is None:
             return
         with self._lock:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT INTO reading (device, metric, kind, value, text, time, unit, added) "
                                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                if fcnt is not None:
+                    self._set_counter(fcnt[0], 0, fcnt[1])
             self._pending += len(rows)
             self.accepted += len(rows)
             if len(self) > self.max_readings:
                 self._drop_oldest(len(self) - self.max_readings)
+
+    # -- frame counters (replay protection) -----------------------------------------------------
+    def _set_counter(self, address: str, direction: int, value: int) -> None:
+        self._db.execute("INSERT INTO fcnt (address, direction, value) VALUES (?, ?, ?) ON CONFLICT(address, "
+                         "direction) DO UPDATE SET value = excluded.value", (address, direction, value))
+
+    def counters(self, direction: int = 0) -> dict[str, int]:
+        """The last accepted (0, uplink) or sent (1, downlink) frame counter per node address."""
+        with self._lock:
+            rows = self._db.execute("SELECT address, value FROM fcnt WHERE direction = ?", (direction,)).fetchall()
+        return {str(a): int(v) for a, v in rows}
+
+    def next_downlink_counter(self, address: str) -> int:
+        """Reserve the next downlink frame counter of a node (persisted before the frame is sent)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            row = self._db.execute("SELECT value FROM fcnt WHERE address = ? AND direction = 1", (address,)).fetchone()
+            # A fresh gateway starts from the clock, so a reinstalled one is still ahead of what nodes saw.
+            value = int(row[0]) + 1 if row else int(time.time())
+            self._set_counter(address, 1, value)
+        return value
 
     # -- the uplink's side ---------------------------------------------------------------------
     def seal(self, batch_size: int) -> Batch | None:

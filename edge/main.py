@@ -13,6 +13,7 @@ from core.runtime import run_until_stopped
 from core.settings import mqtt_from_env
 from edge.agent import EdgeAgent, EdgeConfigError
 from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS, DurableQueue
+from edge.lora_keys import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
     parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
+    parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
+                        help="JSON key file of the LoRa nodes (0600; see edge/lora_keys.py); "
+                             "default $SMARTCITY_LORA_KEYS. Required when the gateway has LoRa devices")
     parser.add_argument("--state-dir", default=os.environ.get("SMARTCITY_STATE_DIR", ".state"),
                         help="where the durable queue lives (default: $SMARTCITY_STATE_DIR or .state)")
     parser.add_argument("--queue-max-readings", type=int, default=DEFAULT_MAX_READINGS,
@@ -60,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
     settings.username = settings.username or args.gateway
     registry = load(args.registry)
     ports = port_map(args)
+    has_lora = any(d.link == "lora" for d in registry.devices_of(args.gateway))
+    if has_lora and not args.lora_keys:
+        raise EdgeConfigError(f"gateway {args.gateway} has LoRa devices: give --lora-keys FILE (or "
+                              "SMARTCITY_LORA_KEYS); unauthenticated frames are never accepted")
+    keys = KeyRing.load(args.lora_keys) if args.lora_keys else KeyRing()
     queue = DurableQueue(Path(args.state_dir) / "edge" / f"{args.gateway}.sqlite",
                          max_readings=args.queue_max_readings, max_age=args.queue_max_age)
-    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue,
+    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue, keys=keys,
                       flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
     agent.start()
     try:

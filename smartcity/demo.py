@@ -23,6 +23,7 @@ from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_e
 from deploy.influxdb import Influxd, start_influxd
 from deploy.mosquitto import Broker, start_mosquitto
 from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free, spawn
+from edge.lora_keys import KeyRing
 
 SERVICE_USERS = ("ingest", "rules", "operator")
 PROGRESS_INTERVAL = 10.0
@@ -62,6 +63,7 @@ class Demo:
         self.influx_settings = InfluxSettings(database="smartcity")
         self.api_url = ""
         self.since_ms = int(time.time() * 1000)
+        self.lora_keys = self.state / "lora-keys.json"
         (self.state / "ingest" / "demo" / "status.json").unlink(missing_ok=True)  # the last run's
 
     def _service(self, name: str, argv: list[str], mqtt_user: str | None) -> ChildProcess:
@@ -72,6 +74,7 @@ class Demo:
             env.update(mqtt_to_env(MqttSettings(self.broker.host, self.broker.port, mqtt_user,
                                                 self.broker.users[mqtt_user])))
         env.update(influx_to_env(self.influx_settings))
+        env["SMARTCITY_LORA_KEYS"] = str(self.lora_keys)
         cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
                "--registry", self.args.registry, *argv[1:]]
         child = spawn(name, cmd, self.logs / f"{name}.log", env=env)
@@ -84,6 +87,10 @@ class Demo:
         users = {u: new_password() for u in (*self.registry.gateways, *SERVICE_USERS)}
         (self.state / "credentials.json").write_text(json.dumps(users, indent=1))
         (self.state / "credentials.json").chmod(0o600)
+        keys = self.state / "lora-keys.json"
+        if not keys.exists():  # kept across runs: the gateways' frame counters are too
+            KeyRing.generate().save(keys)
+        self.lora_keys = keys
         self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
         self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
         self.influx_settings.url = self.influxd.url

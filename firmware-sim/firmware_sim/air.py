@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from firmware_sim.lpp import split_downlink
+from firmware_sim.lpp import downlink_address
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Air:
             self._modem = receive
 
     def join(self, address: str, on_downlink: Callable[[bytes], None]) -> None:
-        """A node with this address (8 hex digits) listens for downlinks; on_downlink gets the payload."""
+        """A node with this address (8 hex digits) listens for downlinks; on_downlink gets the frame."""
         key = address.upper()
         with self._lock:
             if key in self._nodes:
@@ -51,14 +51,14 @@ class Air:
 
     def downlink(self, frame: bytes) -> bool:
         """The modem transmits; True if a node with the frame's address received it."""
-        split = split_downlink(frame)
+        address = downlink_address(frame)
         with self._lock:
             self.downlinks += 1
-            node = self._nodes.get(split[0]) if split else None
+            node = self._nodes.get(address) if address else None
             if node is None:
                 self.unaddressed += 1
-        if node is None or split is None:
+        if node is None:
             log.debug("downlink %s reached no node", frame.hex().upper())
             return False
-        node(split[1])
+        node(frame)  # the node checks the MIC and the counter with its own key
         return True

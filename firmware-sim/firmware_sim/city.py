@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from core.registry import Device, Registry
+from edge.lora_keys import KeyRing
 from firmware_sim.air import Air
 from firmware_sim.occupancy import OccupancyNode
 from firmware_sim.pty_port import PtyPort
@@ -78,11 +79,13 @@ class SimulatedCity:
         busy_seconds: float,
         quiet_seconds: float,
         seed: int,
+        keys: KeyRing,
         rain_tick: float = 1.0,
         rain_time_scale: float = 1.0,
         rx_queue: int = 4,
     ) -> None:
         self.registry = registry
+        self.keys = keys
         self.seed = seed
         self.report_interval, self.busy_seconds, self.quiet_seconds = report_interval, busy_seconds, quiet_seconds
         self.rain_tick, self.rain_time_scale, self.rx_queue = rain_tick, rain_time_scale, rx_queue
@@ -116,15 +119,18 @@ class SimulatedCity:
             for d in lora:
                 if d.address is None:  # core.registry guarantees an address for link == lora
                     raise ValueError(f"LoRa device {d.id!r} has no address")
+                key = self.keys.key_for(d.address)
+                if key is None:
+                    raise ValueError(f"LoRa device {d.id!r} has no key in the key ring")
                 if d.kind == "street_light":
-                    light = StreetLightNode(d.address, air, self._rng(d),
+                    light = StreetLightNode(d.address, air, self._rng(d), key=key,
                                             report_interval=self.report_interval)
                     self.street_lights[d.id] = light
                     nodes.append(light)
                 else:
                     rng = self._rng(d)
                     counter = OccupancyNode(
-                        d.address, air, rng, report_interval=self.report_interval,
+                        d.address, air, rng, key=key, report_interval=self.report_interval,
                         busy_seconds=self.busy_seconds, quiet_seconds=self.quiet_seconds,
                         phase=rng.uniform(0, self.busy_seconds + self.quiet_seconds))
                     self.occupancy[d.id] = counter

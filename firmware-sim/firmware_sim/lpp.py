@@ -1,10 +1,16 @@
-"""The CayenneLPP subset the simulated nodes speak, and our P2P frame layout.
+"""The CayenneLPP subset the simulated nodes speak, and our P2P frame layout with its AES-CMAC MIC.
 
 Written independently of ``edge.cayenne_lpp`` on purpose: the serial tests then check the
 edge decoder against a second implementation instead of against itself.
 """
 
 from __future__ import annotations
+
+import hmac
+import time
+
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.cmac import CMAC
 
 DIGITAL_INPUT = 0
 ANALOG_INPUT = 2
@@ -45,13 +51,42 @@ def parse_percentage(payload: bytes, channel: int = 1) -> int | None:
     return payload[2]
 
 
-def uplink_frame(address: str, fcnt: int, payload: bytes) -> bytes:
-    """Address (4 bytes) + frame counter (2 bytes, wraps) + payload, all big-endian."""
-    return bytes.fromhex(address) + (fcnt & 0xFFFF).to_bytes(2, "big") + payload
+def _mic(key: bytes, direction: int, message: bytes) -> bytes:
+    # LoRaWAN's B0 block: 0x49, 4 zero bytes, direction, address, 32-bit counter, 0x00, length.
+    block = bytearray(16)
+    block[0] = 0x49
+    block[5] = direction
+    block[6:14] = message[:8]
+    block[15] = len(message) % 256
+    c = CMAC(algorithms.AES(key))
+    c.update(bytes(block) + message)
+    return c.finalize()[:4]
 
 
-def split_downlink(frame: bytes) -> tuple[str, bytes] | None:
-    """(address as 8 upper-case hex digits, payload) of a downlink, or None if too short."""
-    if len(frame) < 4:
+def uplink_frame(address: str, fcnt: int, payload: bytes, key: bytes) -> bytes:
+    """Address (4 bytes) + frame counter (4 bytes) + payload + MIC (4 bytes), big-endian."""
+    message = bytes.fromhex(address) + (fcnt & 0xFFFFFFFF).to_bytes(4, "big") + payload
+    return message + _mic(key, 0, message)
+
+
+def downlink_address(frame: bytes) -> str | None:
+    """The address (8 upper-case hex digits) a downlink is for, or None if it is too short to be one."""
+    if len(frame) < 12:
         return None
-    return frame[:4].hex().upper(), frame[4:]
+    return frame[:4].hex().upper()
+
+
+def open_downlink(frame: bytes, key: bytes) -> tuple[int, bytes] | None:
+    """(counter, payload) of a downlink whose MIC matches key, else None (forged or corrupted)."""
+    if len(frame) < 12:
+        return None
+    message, code = frame[:-4], frame[-4:]
+    if not hmac.compare_digest(_mic(key, 1, message), code):
+        return None
+    return int.from_bytes(message[4:8], "big"), message[8:]
+
+
+def counter_start() -> int:
+    """Where a node's frame counter starts: the clock, as a node that keeps its counter across reboots
+    would be ahead of every frame it sent before (the gateway refuses counters it has seen)."""
+    return int(time.time()) & 0xFFFFFFFF

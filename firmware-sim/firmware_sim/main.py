@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.registry import load
 from core.runtime import run_until_stopped
+from edge.lora_keys import KeyFileError, KeyRing
 from firmware_sim.city import SimulatedCity
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rain-time-scale", type=float, default=60.0,
                         help="how much faster than real time the weather runs (rain within a minute)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (reproducible runs)")
+    parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
+                        help="the LoRa nodes' key file (the same one the edge agents use; see edge/lora_keys.py)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulated devices; the port map appears atomically once every port is open."""
+    if not args.lora_keys:
+        raise KeyFileError("the simulated LoRa nodes sign their frames: give --lora-keys FILE")
     city = SimulatedCity(load(args.registry), report_interval=args.report_interval,
                          busy_seconds=args.busy_seconds, quiet_seconds=args.quiet_seconds, seed=args.seed,
-                         rain_time_scale=args.rain_time_scale)
+                         rain_time_scale=args.rain_time_scale, keys=KeyRing.load(args.lora_keys))
     city.start()
     target = Path(args.port_map)
     tmp = target.with_name(target.name + ".tmp")

@@ -26,6 +26,7 @@ class OccupancyNode:
         air: Air,
         rng: random.Random,
         *,
+        key: bytes,
         report_interval: float,
         busy_seconds: float,
         quiet_seconds: float,
@@ -45,7 +46,8 @@ class OccupancyNode:
         now = clock()
         self.epoch = now
         self._next_report = now + rng.uniform(0, report_interval)
-        self.fcnt = 0
+        self._key = key
+        self.fcnt = lpp.counter_start()
         self.uplinks = 0
         self.total_count = 0
         self.last_presence = False
@@ -63,9 +65,9 @@ class OccupancyNode:
         period = self.busy_seconds + self.quiet_seconds
         return (now - self.epoch + self.phase) % period < self.busy_seconds
 
-    def on_downlink(self, payload: bytes) -> None:
+    def on_downlink(self, frame: bytes) -> None:
         """Counters take no commands; a downlink for one is ignored."""
-        del payload
+        del frame
 
     def step(self, now: float) -> None:
         """Send the uplink if it is due."""
@@ -78,7 +80,7 @@ class OccupancyNode:
             self.last_presence, self.last_count = presence, count
             self.total_count += count
             payload = lpp.entry(1, lpp.PRESENCE, int(presence)) + lpp.entry(2, lpp.ANALOG_INPUT, count)
-            frame = lpp.uplink_frame(self.address, self.fcnt, payload)
-            self.fcnt = (self.fcnt + 1) & 0xFFFF
+            frame = lpp.uplink_frame(self.address, self.fcnt, payload, self._key)
+            self.fcnt = (self.fcnt + 1) & 0xFFFFFFFF
             self.uplinks += 1
         self._air.transmit(frame)

@@ -29,6 +29,7 @@ class StreetLightNode:
         air: Air,
         rng: random.Random,
         *,
+        key: bytes,
         report_interval: float,
         rated_power: float = 40.0,
         standby_power: float = 0.5,
@@ -53,7 +54,9 @@ class StreetLightNode:
         self._last_step = now
         # Staggered first report, so the nodes of one gateway do not all transmit at once.
         self._next_report = now + rng.uniform(0, report_interval)
-        self.fcnt = 0
+        self._key = key
+        self.fcnt = lpp.counter_start()
+        self._down_fcnt = -1  # the last downlink counter applied (RAM: a rebooted node accepts any)
         self.uplinks = 0
         self.downlinks = 0
         self.bad_downlinks = 0
@@ -82,13 +85,20 @@ class StreetLightNode:
         noise = 1 + self._rng.gauss(0, 0.01)
         return self.standby_power + self.rated_power * self._level / 100 * noise
 
-    def on_downlink(self, payload: bytes) -> None:
-        """Apply a dim command (called by the Air on the modem's thread)."""
-        level = lpp.parse_percentage(payload)
+    def on_downlink(self, frame: bytes) -> None:
+        """Apply a dim command whose MIC and counter check out (called by the Air on the modem's thread)."""
+        opened = lpp.open_downlink(frame, self._key)
+        with self._lock:
+            if opened is None or opened[0] <= self._down_fcnt:
+                self.bad_downlinks += 1  # forged, corrupted or replayed: a lamp obeys only its gateway
+                log.debug("%s: refused downlink %s", self.address, frame.hex().upper())
+                return
+            self._down_fcnt = opened[0]
+        level = lpp.parse_percentage(opened[1])
         with self._lock:
             if level is None or level > 100:
                 self.bad_downlinks += 1
-                log.debug("%s: ignored downlink %s", self.address, payload.hex().upper())
+                log.debug("%s: ignored downlink %s", self.address, opened[1].hex().upper())
                 return
             self.downlinks += 1
             self._integrate(self._clock())
@@ -115,7 +125,7 @@ class StreetLightNode:
                 lpp.entry(5, lpp.TEMPERATURE, 12 + self._level * 0.1 + self._rng.gauss(0, 0.3)),
                 lpp.entry(6, lpp.DIGITAL_INPUT, int(self.lamp_failure)),
             ))
-            frame = lpp.uplink_frame(self.address, self.fcnt, payload)
-            self.fcnt = (self.fcnt + 1) & 0xFFFF
+            frame = lpp.uplink_frame(self.address, self.fcnt, payload, self._key)
+            self.fcnt = (self.fcnt + 1) & 0xFFFFFFFF
             self.uplinks += 1
         self._air.transmit(frame)  # outside the lock: the modem may call back into the Air

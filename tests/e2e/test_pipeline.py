@@ -13,6 +13,7 @@ import pytest
 
 from core.settings import InfluxSettings, influx_to_env, mqtt_to_env
 from deploy.processes import free_port, spawn
+from edge.lora_keys import KeyRing
 from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,9 +41,12 @@ def points(influx, q):
 @pytest.fixture
 def pipeline(tmp_path, broker, influxd, influx, demo_registry):
     children = []
+    keys = tmp_path / "lora-keys.json"
+    KeyRing.generate().save(keys)
 
     def service(name, args, user):
         env = dict(os.environ)
+        env["SMARTCITY_LORA_KEYS"] = str(keys)
         if user:
             env.update(mqtt_to_env(settings_for(broker, user)))
         env.update(influx_to_env(InfluxSettings(influxd.url, influx.config.database)))

@@ -10,7 +10,7 @@ import pytest
 
 from edge.cayenne_lpp import decode
 from edge.device_codecs import decode_metrics, encode_dim
-from edge.lora_frame import UplinkFrame, decode_uplink, encode_downlink
+from edge.lora_frame import Frame, decode_uplink
 from edge.rn2483_port import RN2483Port
 from edge.serial_link import Backoff
 from firmware_sim.air import Air
@@ -18,7 +18,7 @@ from firmware_sim.city import NodeScheduler
 from firmware_sim.pty_port import PtyPort
 from firmware_sim.rn2483 import RN2483Sim
 from firmware_sim.street_light import StreetLightNode
-from tests.firmware_sim.support import LIGHT_ADDRESS, wait_for
+from tests.firmware_sim.support import KEYS, LIGHT_ADDRESS, downlink, wait_for
 
 
 class Rig:
@@ -28,7 +28,8 @@ class Rig:
         self.pty = PtyPort("lora")
         self.air = Air()
         self.modem = RN2483Sim(self.pty, self.air, rx_queue=rx_queue)
-        self.light = StreetLightNode(LIGHT_ADDRESS, self.air, random.Random(3), report_interval=0.2,
+        self.light = StreetLightNode(LIGHT_ADDRESS, self.air, random.Random(3), key=KEYS.key_for(LIGHT_ADDRESS),
+                                     report_interval=0.2,
                                      confirm_delay=0.05)
         self.scheduler = NodeScheduler("sim-nodes:test", [self.light])
         self.frames: queue.Queue[bytes] = queue.Queue()
@@ -38,7 +39,7 @@ class Rig:
         self.scheduler.start()
         self.port.start()
 
-    def next_uplink(self, timeout: float = 2.0) -> UplinkFrame:
+    def next_uplink(self, timeout: float = 2.0) -> Frame:
         return decode_uplink(self.frames.get(timeout=timeout))
 
     def close(self) -> None:
@@ -80,7 +81,7 @@ def test_receiver_is_rearmed_after_every_packet(rig: Rig) -> None:
 def test_dim_downlink_reaches_the_node_and_the_next_uplink_shows_it(rig: Rig) -> None:
     assert rig.port.wait_ready(2.0)
     rig.next_uplink()
-    assert rig.port.send(encode_downlink(LIGHT_ADDRESS, encode_dim(30)), timeout=2.0)
+    assert rig.port.send(downlink(LIGHT_ADDRESS, encode_dim(30)), timeout=2.0)
     assert rig.light.level == 30
     assert (rig.port.tx_ok, rig.port.tx_failed) == (1, 0)
     levels = []
@@ -95,7 +96,7 @@ def test_dim_downlink_reaches_the_node_and_the_next_uplink_shows_it(rig: Rig) ->
 def test_receiving_continues_after_many_transmissions(rig: Rig) -> None:
     assert rig.port.wait_ready(2.0)
     for level in (10, 20, 30, 40, 50):
-        assert rig.port.send(encode_downlink(LIGHT_ADDRESS, encode_dim(level)), timeout=2.0)
+        assert rig.port.send(downlink(LIGHT_ADDRESS, encode_dim(level)), timeout=2.0)
     assert rig.light.level == 50
     before = rig.port.frames
     assert wait_for(lambda: rig.port.frames >= before + 3)
@@ -105,7 +106,7 @@ def test_receiving_continues_after_many_transmissions(rig: Rig) -> None:
 
 def test_send_to_an_absent_node_still_transmits(rig: Rig) -> None:
     assert rig.port.wait_ready(2.0)
-    assert rig.port.send(encode_downlink("FFFFFFFF", encode_dim(10)), timeout=2.0)
+    assert rig.port.send(downlink("FFFFFFFF", encode_dim(10)), timeout=2.0)
     assert rig.air.unaddressed == 1 and rig.light.level == 100
 
 

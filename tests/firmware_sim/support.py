@@ -9,10 +9,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from core.registry import Registry, parse
+from edge.lora_frame import encode_downlink
+from edge.lora_keys import KeyRing
 
 GATEWAY = "gw-1"
 LIGHT_ADDRESS = "0A0B0C01"
 COUNTER_ADDRESS = "0A0B0C02"
+KEYS = KeyRing.generate()  # the simulated nodes' and the gateway's keys, fresh for every test run
+_downlink_counter = iter(range(1, 1_000_000))
+
+
+def downlink(address: str, payload: bytes) -> bytes:
+    """A downlink frame as a gateway with the test keys sends it (fresh counter each time)."""
+    key = KEYS.key_for(address)
+    assert key is not None
+    return encode_downlink(address, next(_downlink_counter), payload, key)
 
 T = TypeVar("T")
 

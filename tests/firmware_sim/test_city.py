@@ -15,7 +15,7 @@ import serial
 from core.registry import parse
 from edge.cayenne_lpp import decode
 from edge.device_codecs import decode_metrics, encode_dim
-from edge.lora_frame import decode_uplink, encode_downlink
+from edge.lora_frame import decode_uplink
 from edge.rg15 import RG15Reading
 from edge.rg15_port import RG15Port
 from edge.rn2483_port import RN2483Port
@@ -24,7 +24,9 @@ from firmware_sim.city import SimulatedCity
 from tests.firmware_sim.support import (
     COUNTER_ADDRESS,
     GATEWAY,
+    KEYS,
     LIGHT_ADDRESS,
+    downlink,
     get_matching,
     tiny_registry,
     tiny_registry_dict,
@@ -34,7 +36,7 @@ from tests.firmware_sim.support import (
 
 def build(seed: int = 1) -> SimulatedCity:
     return SimulatedCity(tiny_registry(), report_interval=0.2, busy_seconds=0.6, quiet_seconds=0.4,
-                         seed=seed, rain_tick=0.05)
+                         seed=seed, rain_tick=0.05, keys=KEYS)
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ def test_end_to_end_lora_gateway(city: SimulatedCity) -> None:
         assert set(seen) == {LIGHT_ADDRESS, COUNTER_ADDRESS}
         assert seen[LIGHT_ADDRESS]["dim_level"] == 100.0
         assert set(seen[COUNTER_ADDRESS]) == {"presence", "count"}
-        assert port.send(encode_downlink(LIGHT_ADDRESS, encode_dim(25)), timeout=2.0)
+        assert port.send(downlink(LIGHT_ADDRESS, encode_dim(25)), timeout=2.0)
         assert city.light_levels() == {"light-1": 25}
     finally:
         port.stop()
@@ -137,4 +139,4 @@ def test_duplicate_port_names_are_rejected() -> None:
         "properties": {"id": "rain-3", "role": "device", "kind": "rain_gauge", "gateway": GATEWAY,
                        "link": "serial", "port": "rg15", "gemeente": "GM0626", "wijk": "WK062600"}})
     with pytest.raises(ValueError, match="port name 'rg15' used twice"):
-        SimulatedCity(parse(data), report_interval=0.2, busy_seconds=1, quiet_seconds=1, seed=1)
+        SimulatedCity(parse(data), report_interval=0.2, busy_seconds=1, quiet_seconds=1, seed=1, keys=KEYS)

@@ -7,10 +7,12 @@ import random
 import pytest
 
 from edge.device_codecs import decode_payload
-from edge.lora_frame import decode_uplink
+from edge.lora_frame import decode_uplink, encode_downlink, verify
 from firmware_sim.air import Air
 from firmware_sim.occupancy import OccupancyNode
 from firmware_sim.street_light import StreetLightNode
+
+KEY = bytes(range(16))
 
 
 class Clock:
@@ -34,7 +36,15 @@ class Gateway:
 
 
 def light(gw: Gateway, clock: Clock, seed: int = 1) -> StreetLightNode:
-    return StreetLightNode("0A0B0C01", gw.air, random.Random(seed), report_interval=10.0, clock=clock)
+    return StreetLightNode("0A0B0C01", gw.air, random.Random(seed), key=KEY, report_interval=10.0, clock=clock)
+
+
+_down_fcnt = iter(range(1, 10_000))
+
+
+def down(payload_hex: str, address: str = "0A0B0C01", fcnt: int | None = None, key: bytes = KEY) -> bytes:
+    """A downlink as the gateway frames it (a fresh counter unless given)."""
+    return encode_downlink(address, next(_down_fcnt) if fcnt is None else fcnt, bytes.fromhex(payload_hex), key)
 
 
 def test_street_light_reports_every_interval_with_counter() -> None:
@@ -44,8 +54,10 @@ def test_street_light_reports_every_interval_with_counter() -> None:
         clock.now = node.next_due
         node.step(clock.now)
         node.step(clock.now)  # not due twice
-    assert [decode_uplink(f).fcnt for f in gw.frames] == [0, 1, 2, 3, 4]
+    counters = [decode_uplink(f).fcnt for f in gw.frames]
+    assert counters == list(range(counters[0], counters[0] + 5))
     assert {decode_uplink(f).address for f in gw.frames} == {"0A0B0C01"}
+    assert all(verify(decode_uplink(f), KEY) for f in gw.frames)
     first = gw.metrics("street_light")[0]
     assert first["dim_level"] == 100.0
     assert 39 <= first["power"] <= 42
@@ -56,12 +68,12 @@ def test_street_light_reports_every_interval_with_counter() -> None:
 def test_power_follows_dim_level() -> None:
     gw, clock = Gateway(), Clock()
     node = light(gw, clock)
-    node.on_downlink(bytes.fromhex("017832"))  # 50 %
+    node.on_downlink(down("017832"))  # 50 %
     assert node.level == 50
     assert 20 <= node.power() <= 21
-    node.on_downlink(bytes.fromhex("017800"))
+    node.on_downlink(down("017800"))
     assert node.power() == 0.5
-    node.on_downlink(bytes.fromhex("017864"))
+    node.on_downlink(down("017864"))
     node.lamp_failure = True
     assert node.power() == 0.5
 
@@ -72,7 +84,7 @@ def test_dim_downlink_is_confirmed_soon() -> None:
     clock.now = node.next_due
     node.step(clock.now)
     regular = node.next_due
-    node.on_downlink(bytes.fromhex("01781E"))  # 30 %
+    node.on_downlink(down("01781E"))  # 30 %
     assert node.next_due == pytest.approx(clock.now + node.confirm_delay)
     assert node.next_due < regular
     clock.now = node.next_due
@@ -84,8 +96,20 @@ def test_dim_downlink_is_confirmed_soon() -> None:
 def test_bad_downlinks_are_ignored(payload: str) -> None:
     gw, clock = Gateway(), Clock()
     node = light(gw, clock)
-    node.on_downlink(bytes.fromhex(payload))
+    node.on_downlink(down(payload))
     assert (node.level, node.bad_downlinks, node.downlinks) == (100, 1, 0)
+
+
+def test_forged_and_replayed_downlinks_are_refused() -> None:
+    """A lamp obeys only frames with its key's MIC and a counter above the last one it applied."""
+    gw, clock = Gateway(), Clock()
+    node = light(gw, clock)
+    node.on_downlink(down("017814", key=bytes(16)))  # forged: wrong key
+    genuine = down("017832", fcnt=500)
+    node.on_downlink(genuine)
+    node.on_downlink(genuine)  # replayed
+    node.on_downlink(down("01780A", fcnt=499))  # older
+    assert (node.level, node.downlinks, node.bad_downlinks) == (50, 1, 3)
 
 
 def test_energy_integrates_power() -> None:
@@ -106,12 +130,12 @@ def test_street_light_is_deterministic_per_seed() -> None:
         for _ in range(3):
             clock.now = node.next_due
             node.step(clock.now)
-        runs.append(gw.frames)
+        runs.append([decode_uplink(f).payload for f in gw.frames])
     assert runs[0] == runs[1]
 
 
 def counter(gw: Gateway, clock: Clock, phase: float = 0.0, seed: int = 5) -> OccupancyNode:
-    return OccupancyNode("0A0B0C02", gw.air, random.Random(seed), report_interval=1.0,
+    return OccupancyNode("0A0B0C02", gw.air, random.Random(seed), key=KEY, report_interval=1.0,
                          busy_seconds=3.0, quiet_seconds=2.0, phase=phase, clock=clock)
 
 
@@ -141,14 +165,14 @@ def test_occupancy_counts_only_when_present() -> None:
 def test_occupancy_ignores_downlinks() -> None:
     gw, clock = Gateway(), Clock()
     node = counter(gw, clock)
-    assert gw.air.downlink(bytes.fromhex("0A0B0C02017832"))
+    assert gw.air.downlink(down("017832", address="0A0B0C02"))
     assert node.uplinks == 0
 
 
 def test_node_parameters_are_validated() -> None:
     gw, clock = Gateway(), Clock()
     with pytest.raises(ValueError, match="report_interval"):
-        StreetLightNode("0A0B0C01", gw.air, random.Random(1), report_interval=0, clock=clock)
+        StreetLightNode("0A0B0C01", gw.air, random.Random(1), key=KEY, report_interval=0, clock=clock)
     with pytest.raises(ValueError, match="busy"):
-        OccupancyNode("0A0B0C02", gw.air, random.Random(1), report_interval=1, busy_seconds=0,
+        OccupancyNode("0A0B0C02", gw.air, random.Random(1), key=KEY, report_interval=1, busy_seconds=0,
                       quiet_seconds=0, clock=clock)

@@ -10,6 +10,7 @@ import serial
 from firmware_sim.air import Air
 from firmware_sim.pty_port import PtyPort
 from firmware_sim.rn2483 import MAC_PAUSE_MS, VERSION, RN2483Sim
+from tests.firmware_sim.support import downlink
 
 NODE = "0A0B0C01"
 
@@ -117,12 +118,13 @@ def test_without_queue_packets_are_missed_while_not_listening(modem: Modem) -> N
 
 def test_transmit_reaches_the_addressed_node(modem: Modem) -> None:
     modem.setup()
-    assert modem.ask("radio tx 0A0B0C01017832") == "ok\r\n"
+    frame = downlink(NODE, bytes.fromhex("017832"))
+    assert modem.ask(f"radio tx {frame.hex().upper()}") == "ok\r\n"
     assert modem.edge.readline() == b"radio_tx_ok\r\n"
-    assert modem.downlinks == [bytes.fromhex("017832")]
-    assert modem.ask("radio tx FFFFFFFF017832") == "ok\r\n"
+    assert modem.downlinks == [frame]  # the whole frame: the node checks its MIC with its own key
+    assert modem.ask(f"radio tx FFFFFFFF{frame[4:].hex().upper()}") == "ok\r\n"
     assert modem.edge.readline() == b"radio_tx_ok\r\n"  # P2P has no acknowledgement
-    assert modem.downlinks == [bytes.fromhex("017832")]
+    assert modem.downlinks == [frame]
     assert (modem.air.downlinks, modem.air.unaddressed, modem.sim.transmitted) == (2, 1, 2)
 
 
