@@ -16,6 +16,7 @@ from edge.device_codecs import encode_dim
 from edge.durable_queue import DurableQueue
 from edge.lora_frame import encode_downlink
 from edge.lora_keys import KeyRing
+from edge.rak3172_port import RAK3172Port
 from edge.rg15 import RG15Reading
 from edge.rg15_port import RG15Port
 from edge.rn2483_port import RN2483Port
@@ -24,6 +25,8 @@ from edge.uplink import Uplink
 log = logging.getLogger(__name__)
 
 LORA_PORT = "lora"
+# The LoRa modems a gateway can have on its UART; each driver delivers frames the same way.
+LORA_MODEMS: dict[str, type[RN2483Port] | type[RAK3172Port]] = {"rn2483": RN2483Port, "rak3172": RAK3172Port}
 
 
 class EdgeConfigError(ConfigError):
@@ -34,10 +37,12 @@ class EdgeAgent:
     """Reads every device of one gateway and keeps the platform informed; applies its commands."""
 
     def __init__(self, gateway: str, registry: Registry, ports: dict[str, str], mqtt_settings: MqttSettings,
-                 *, queue: DurableQueue, keys: KeyRing, flush_interval: float = 1.0,
+                 *, queue: DurableQueue, keys: KeyRing, lora_modem: str = "rn2483", flush_interval: float = 1.0,
                  rg15_poll_interval: float = 10.0, retry_interval: float = 30.0) -> None:
         if gateway not in registry.gateways:
             raise EdgeConfigError(f"gateway {gateway!r} is not in the registry")
+        if lora_modem not in LORA_MODEMS:
+            raise EdgeConfigError(f"LoRa modem must be one of {', '.join(LORA_MODEMS)}: {lora_modem!r}")
         self.gateway = gateway
         self.devices = {d.id: d for d in registry.devices_of(gateway)}
         self.queue = queue
@@ -45,14 +50,14 @@ class EdgeAgent:
         self.actuator = Actuator(self.devices, self._transmit, self.uplink.send_ack,
                                  retry_interval=retry_interval)
         lora_devices = [d for d in self.devices.values() if d.link == "lora"]
-        self.lora: RN2483Port | None = None
+        self.lora: RN2483Port | RAK3172Port | None = None
         self.keys = keys
         self.converter = LoraConverter(lora_devices, keys, queue.counters())
         if lora_devices:
             if LORA_PORT not in ports:
                 raise EdgeConfigError(f"gateway {gateway} has LoRa devices but no '{LORA_PORT}' port "
                                       f"(give --port {LORA_PORT}=/dev/ttyX)")
-            self.lora = RN2483Port(ports[LORA_PORT], self._on_frame)
+            self.lora = LORA_MODEMS[lora_modem](ports[LORA_PORT], self._on_frame)
         self.rain_gauges: list[RG15Port] = []
         for d in self.devices.values():
             if d.link == "serial":

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
     parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
+    parser.add_argument("--lora-modem", choices=["rn2483", "rak3172"], default="rn2483",
+                        help="the LoRa modem on the 'lora' port: Microchip RN2483 or RAK3172 (RUI3, P2P)")
     parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
                         help="JSON key file of the LoRa nodes (0600; see edge/lora_keys.py); "
                              "default $SMARTCITY_LORA_KEYS. Required when the gateway has LoRa devices")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     keys = KeyRing.load(args.lora_keys) if args.lora_keys else KeyRing()
     queue = DurableQueue(Path(args.state_dir) / "edge" / f"{args.gateway}.sqlite",
                          max_readings=args.queue_max_readings, max_age=args.queue_max_age)
-    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue, keys=keys,
+    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue, keys=keys, lora_modem=args.lora_modem,
                       flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
     agent.start()
     try:

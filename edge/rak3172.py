@@ -50,7 +50,7 @@ class RxTimeout:
 
 @dataclass(frozen=True, slots=True)
 class AtError:
-    """A command was rejected, e.g. AT_PARAM_ERROR or AT_BUSY_ERROR."""
+    """A command was rejected, e.g. AT_PARAM_ERROR, AT_BUSY_ERROR or AT_COMMAND_NOT_FOUND."""
 
     code: str
 
@@ -61,7 +61,10 @@ _HEX = r"((?:[0-9A-Fa-f]{2})+)"
 _RX_ONE_LINE = re.compile(rf"^\+EVT:RXP2P:(-?\d+):(-?\d+):{_HEX}$")
 _RX_HEADER = re.compile(r"^\+EVT:RXP2P,\s*RSSI\s+(-?\d+),\s*SNR\s+(-?\d+)$")
 _RX_DATA = re.compile(rf"^\+EVT:{_HEX}$")
-_AT_ERROR = re.compile(r"^AT_[A-Z_]*ERROR$")
+# Every RUI3 status but OK is AT_<WORDS>; not all end in ERROR (AT_COMMAND_NOT_FOUND answers a
+# command whose first byte the UART garbled, AT_MODE_NO_SUPPORT one the work mode lacks). Each
+# answers one command, so a driver matching replies to commands must see them as replies.
+_AT_ERROR = re.compile(r"^AT_[A-Z_]+$")
 
 
 class Rak3172Parser:
@@ -86,9 +89,11 @@ class Rak3172Parser:
             log.warning("RAK3172 receive header without its data line; next line %r", text)
         if text == "OK":
             return Ok()
-        if text == "+EVT:TXP2P DONE":
+        # RUI3 3.2.0 and later spell the events with underscores (+EVT:TXP2P_DONE); both are accepted,
+        # or every send would time out on one firmware generation.
+        if text in ("+EVT:TXP2P DONE", "+EVT:TXP2P_DONE"):
             return TxDone()
-        if text == "+EVT:RXP2P RECEIVE TIMEOUT":
+        if text in ("+EVT:RXP2P RECEIVE TIMEOUT", "+EVT:RXP2P_RECEIVE_TIMEOUT"):
             return RxTimeout()
         if _AT_ERROR.match(text):
             return AtError(text)

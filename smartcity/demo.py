@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--busy-seconds", type=float, default=20.0, help="simulated people about, per cycle")
     parser.add_argument("--quiet-seconds", type=float, default=40.0, help="simulated nobody about, per cycle")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lora-modem", choices=["rn2483", "rak3172"], default="rn2483",
+                        help="the LoRa modem every simulated gateway has")
 
 
 def _say(text: str) -> None:
@@ -98,8 +100,9 @@ class Demo:
             influx.create_database()
         port_map = self.state / "ports.json"
         port_map.unlink(missing_ok=True)
-        self._service("sim", ["sim", "--port-map", str(port_map), "--report-interval",
-                              str(self.args.report_interval), "--busy-seconds", str(self.args.busy_seconds),
+        self._service("sim", ["sim", "--lora-modem", self.args.lora_modem, "--port-map", str(port_map),
+                              "--report-interval", str(self.args.report_interval),
+                              "--busy-seconds", str(self.args.busy_seconds),
                               "--quiet-seconds", str(self.args.quiet_seconds), "--seed", str(self.args.seed)],
                       None)
         deadline = time.monotonic() + 15
@@ -108,7 +111,8 @@ class Demo:
                 raise ServiceError(f"simulator did not write {port_map}:\n{self.children[0].log_tail()}")
             time.sleep(0.05)
         for gateway in self.registry.gateways:
-            self._service(f"edge-{gateway}", ["edge", "--gateway", gateway, "--port-map", str(port_map),
+            self._service(f"edge-{gateway}", ["edge", "--lora-modem", self.args.lora_modem, "--gateway", gateway,
+                                              "--port-map", str(port_map),
                                               "--state-dir", str(self.state)], gateway)
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules] if self.args.rules else []

@@ -23,6 +23,7 @@ from edge.lora_keys import KeyRing
 from firmware_sim.air import Air
 from firmware_sim.occupancy import OccupancyNode
 from firmware_sim.pty_port import PtyPort
+from firmware_sim.rak3172 import RAK3172Sim
 from firmware_sim.rg15 import RG15Sim
 from firmware_sim.rn2483 import RN2483Sim
 from firmware_sim.runner import Runner
@@ -80,16 +81,20 @@ class SimulatedCity:
         quiet_seconds: float,
         seed: int,
         keys: KeyRing,
+        lora_modem: str = "rn2483",
         rain_tick: float = 1.0,
         rain_time_scale: float = 1.0,
         rx_queue: int = 4,
     ) -> None:
         self.registry = registry
         self.keys = keys
+        if lora_modem not in ("rn2483", "rak3172"):
+            raise ValueError(f"lora_modem must be rn2483 or rak3172: {lora_modem!r}")
+        self.lora_modem = lora_modem
         self.seed = seed
         self.report_interval, self.busy_seconds, self.quiet_seconds = report_interval, busy_seconds, quiet_seconds
         self.rain_tick, self.rain_time_scale, self.rx_queue = rain_tick, rain_time_scale, rx_queue
-        self.modems: dict[str, RN2483Sim] = {}
+        self.modems: dict[str, RN2483Sim | RAK3172Sim] = {}
         self.gauges: dict[str, RG15Sim] = {}
         self.street_lights: dict[str, StreetLightNode] = {}
         self.occupancy: dict[str, OccupancyNode] = {}
@@ -114,7 +119,8 @@ class SimulatedCity:
         if lora:
             air = Air()
             ports[LORA_PORT] = PtyPort(f"{gateway}/{LORA_PORT}")
-            self.modems[gateway] = RN2483Sim(ports[LORA_PORT], air, rx_queue=self.rx_queue)
+            modem = RAK3172Sim if self.lora_modem == "rak3172" else RN2483Sim
+            self.modems[gateway] = modem(ports[LORA_PORT], air, rx_queue=self.rx_queue)
             nodes: list[Node] = []
             for d in lora:
                 if d.address is None:  # core.registry guarantees an address for link == lora

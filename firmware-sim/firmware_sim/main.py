@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rain-time-scale", type=float, default=60.0,
                         help="how much faster than real time the weather runs (rain within a minute)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (reproducible runs)")
+    parser.add_argument("--lora-modem", choices=["rn2483", "rak3172"], default="rn2483",
+                        help="which LoRa modem firmware every gateway's 'lora' port plays")
     parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
                         help="the LoRa nodes' key file (the same one the edge agents use; see edge/lora_keys.py)")
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise KeyFileError("the simulated LoRa nodes sign their frames: give --lora-keys FILE")
     city = SimulatedCity(load(args.registry), report_interval=args.report_interval,
                          busy_seconds=args.busy_seconds, quiet_seconds=args.quiet_seconds, seed=args.seed,
-                         rain_time_scale=args.rain_time_scale, keys=KeyRing.load(args.lora_keys))
+                         rain_time_scale=args.rain_time_scale, keys=KeyRing.load(args.lora_keys),
+                         lora_modem=args.lora_modem)
     city.start()
     target = Path(args.port_map)
     tmp = target.with_name(target.name + ".tmp")

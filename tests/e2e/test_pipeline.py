@@ -38,8 +38,8 @@ def points(influx, q):
     return [row for s in influx.query(q) for row in s.rows()]
 
 
-@pytest.fixture
-def pipeline(tmp_path, broker, influxd, influx, demo_registry):
+@pytest.fixture(params=["rn2483", "rak3172"])
+def pipeline(request, tmp_path, broker, influxd, influx, demo_registry):  # noqa: PLR0917 - pytest fixtures
     children = []
     keys = tmp_path / "lora-keys.json"
     KeyRing.generate().save(keys)
@@ -57,11 +57,12 @@ def pipeline(tmp_path, broker, influxd, influx, demo_registry):
     port_map = tmp_path / "ports.json"
     rules = tmp_path / "rules.toml"
     rules.write_text(FAST_RULES)
-    sim = service("sim", ["sim", "--port-map", str(port_map), "--report-interval", "0.3",
+    modem = ["--lora-modem", request.param]
+    sim = service("sim", ["sim", *modem, "--port-map", str(port_map), "--report-interval", "0.3",
                           "--busy-seconds", "3", "--quiet-seconds", "5", "--seed", "7"], None)
     wait_for(port_map.exists, 15)
     for gw in demo_registry.gateways:
-        service(f"edge-{gw}", ["edge", "--gateway", gw, "--port-map", str(port_map), "--flush-interval", "0.2",
+        service(f"edge-{gw}", ["edge", *modem, "--gateway", gw, "--port-map", str(port_map), "--flush-interval", "0.2",
                                "--rg15-poll-interval", "0.5", "--state-dir", str(tmp_path / "state")], gw)
     service("ingest", ["ingest", "--worker", "e2e", "--state-dir", str(tmp_path / "state"), "--max-latency", "0.1"],
             "ingest")

@@ -70,3 +70,11 @@ def test_bad_lines(line: str) -> None:
     with pytest.raises(RakError) as info:
         Rak3172Parser().feed(line)
     assert repr(line) in str(info.value)
+
+
+def test_both_spellings_of_the_events_are_understood():
+    """RUI3 3.2.0 dropped the spaces from its event names."""
+    p = Rak3172Parser()
+    assert isinstance(p.feed("+EVT:TXP2P DONE"), TxDone) and isinstance(p.feed("+EVT:TXP2P_DONE"), TxDone)
+    assert isinstance(p.feed("+EVT:RXP2P_RECEIVE_TIMEOUT"), RxTimeout)
+    assert isinstance(p.feed("+EVT:RXP2P RECEIVE TIMEOUT"), RxTimeout)
