@@ -71,6 +71,17 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> An
     return value
 
 
+def _finite(value: int | float, key: str) -> float:
+    # A JSON integer beyond float range (the standard library parses any size) overflows float().
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise CommandError(f"'{key}' must be a finite number: {str(value)[:40]}")
+    return number
+
+
 def _json_object(payload: bytes | bytearray | str, what: str) -> dict[str, Any]:
     try:
         obj = jsonfast.loads(payload)
@@ -96,12 +107,10 @@ def parse_command(payload: bytes | bytearray | str) -> Command:
     if not isinstance(params, dict):
         raise CommandError(f"'params' must be an object: {params!r}")
     expires = obj.get("expires_at")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)
-                                or not math.isfinite(expires)):
-        raise CommandError(f"'expires_at' must be a finite number or null: {expires!r}")
-    issued_at = float(_require(obj, "issued_at", (int, float)))
-    if not math.isfinite(issued_at):
-        raise CommandError(f"'issued_at' must be a finite number: {issued_at!r}")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise CommandError(f"'expires_at' must be a finite number or null: {str(expires)[:40]}")
+    expires = None if expires is None else _finite(expires, "expires_at")
+    issued_at = _finite(_require(obj, "issued_at", (int, float)), "issued_at")
     try:
         device = check_id(_require(obj, "device", str), "device")
     except TopicError as exc:
@@ -113,7 +122,7 @@ def parse_command(payload: bytes | bytearray | str) -> Command:
         origin=_require(obj, "origin", str),
         id=_require(obj, "id", str),
         issued_at=issued_at,
-        expires_at=None if expires is None else float(expires),
+        expires_at=expires,
     )
     if cmd.action is Action.DIM:
         dim_level(cmd.params)

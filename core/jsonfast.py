@@ -1,27 +1,36 @@
-"""JSON via orjson where installed (servers), else the standard library (a gateway needs no extra wheel)."""
+"""JSON via orjson where installed (servers), else the standard library (a gateway needs no extra wheel).
+
+The standard-library functions are named (stdlib_loads, stdlib_dumps) so tests can run the gateway's
+code path on a machine that has orjson.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+
+
+def stdlib_dumps(obj: Any) -> bytes:
+    """Serialise obj to compact UTF-8 JSON with the standard library (no NaN or infinity)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def stdlib_loads(data: bytes | bytearray | str) -> Any:
+    """Parse JSON with the standard library; raises ValueError on malformed input."""
+    try:
+        return json.loads(data)
+    except RecursionError:  # orjson refuses deep nesting with a ValueError; the stdlib recurses
+        raise ValueError("JSON nested too deeply") from None
+
+
+dumps: Callable[[Any], bytes] = stdlib_dumps
+loads: Callable[[bytes | bytearray | str], Any] = stdlib_loads
 
 try:
     import orjson
 
-    def dumps(obj: Any) -> bytes:
-        """Serialise obj to compact UTF-8 JSON."""
-        return orjson.dumps(obj)
-
-    def loads(data: bytes | bytearray | str) -> Any:
-        """Parse JSON; raises ValueError on malformed input."""
-        return orjson.loads(data)
-
+    dumps = orjson.dumps
+    loads = orjson.loads
 except ImportError:  # pragma: no cover - exercised on gateway installs without orjson
-
-    def dumps(obj: Any) -> bytes:
-        """Serialise obj to compact UTF-8 JSON."""
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-
-    def loads(data: bytes | bytearray | str) -> Any:
-        """Parse JSON; raises ValueError on malformed input."""
-        return json.loads(data)
+    pass

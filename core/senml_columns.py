@@ -53,7 +53,10 @@ def _number(value: Any, key: str) -> float:
     if type(value) is float and -_INF < value < _INF:
         return value
     if type(value) is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a JSON integer beyond float range (the standard library parses any size)
+            raise ValueError(f"'{key}' must be a finite number: {str(value)[:40]}...") from None
     # bool is an int subclass, but `type(...) is int` above already refused it.
     raise ValueError(f"'{key}' must be a finite number: {value!r}")
 

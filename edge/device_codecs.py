@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.kinds import KINDS, ValueType
-from edge.cayenne_lpp import LppError, LppType, LppValue, decode, encode
+from edge.cayenne_lpp import LppError, LppType, LppValue, decode, decode_partial, encode
 
 MetricValue = float | bool
 
@@ -130,12 +130,21 @@ def decode_metrics(kind: str, values: list[LppValue]) -> dict[str, MetricValue]:
 
 
 def decode_payload(kind: str, payload: bytes) -> dict[str, MetricValue]:
-    """Decode raw LPP bytes of a kind's uplink; LppError becomes CodecError (nothing is decodable then)."""
+    """Decode raw LPP bytes of a kind's uplink; entries before a truncated or unknown one are kept.
+
+    Nothing decodable raises CodecError; a bad tail after good entries raises UnknownEntriesError
+    carrying the good metrics (as entries the layout does not know do).
+    """
+    values, lpp_error = decode_partial(payload)
+    if lpp_error is None:
+        return decode_metrics(kind, values)
+    if not values:
+        raise CodecError(f"{kind}: {lpp_error}")
     try:
-        values = decode(payload)
-    except LppError as exc:
-        raise CodecError(f"{kind}: {exc}") from None
-    return decode_metrics(kind, values)
+        metrics = decode_metrics(kind, values)
+    except UnknownEntriesError as exc:
+        raise UnknownEntriesError(kind, exc.metrics, [*exc.problems, str(lpp_error)]) from None
+    raise UnknownEntriesError(kind, metrics, [str(lpp_error)])
 
 
 def encode_dim(level: int) -> bytes:

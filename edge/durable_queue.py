@@ -19,6 +19,7 @@ to a city than old ones after an outage that long, and the count keeps the loss 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -79,6 +80,7 @@ class DurableQueue:
         self.max_age = max_age
         self.dropped = 0
         self.accepted = 0
+        self.refused = 0  # readings with a non-finite value, never queued
         self._lock = threading.Lock()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,11 @@ class DurableQueue:
         that frame would duplicate them) nor ahead of them (its readings would be lost).
         """
         added = time.time()
-        rows = [(*_row(r), added) for r in readings]
+        given = list(readings)
+        # A non-finite value can never be encoded as JSON: it would fail every seal of its batch.
+        good = [r for r in given if not (isinstance(r.value, float) and not math.isfinite(r.value))]
+        self.refused += len(given) - len(good)
+        rows = [(*_row(r), added) for r in good]
         if not rows and fcnt is None:
             return
         with self._lock:

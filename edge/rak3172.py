@@ -58,8 +58,9 @@ class AtError:
 RakEvent = Received | Ok | TxDone | RxTimeout | AtError
 
 _HEX = r"((?:[0-9A-Fa-f]{2})+)"
-_RX_ONE_LINE = re.compile(rf"^\+EVT:RXP2P:(-?\d+):(-?\d+):{_HEX}$")
-_RX_HEADER = re.compile(r"^\+EVT:RXP2P,\s*RSSI\s+(-?\d+),\s*SNR\s+(-?\d+)$")
+# RSSI and SNR are small numbers; bounding the digits also keeps int() far from Python's 4300-digit limit.
+_RX_ONE_LINE = re.compile(rf"^\+EVT:RXP2P:(-?\d{{1,4}}):(-?\d{{1,4}}):{_HEX}$")
+_RX_HEADER = re.compile(r"^\+EVT:RXP2P,\s*RSSI\s+(-?\d{1,4}),\s*SNR\s+(-?\d{1,4})$")
 _RX_DATA = re.compile(rf"^\+EVT:{_HEX}$")
 # Every RUI3 status but OK is AT_<WORDS>; not all end in ERROR (AT_COMMAND_NOT_FOUND answers a
 # command whose first byte the UART garbled, AT_MODE_NO_SUPPORT one the work mode lacks). Each

@@ -13,6 +13,7 @@ RG15Reading(accumulation=0.0, event_accumulation=0.0, total_accumulation=1.23, r
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,6 +78,8 @@ _STATUS_PART = re.compile(r"^(Reset\s+[A-Z]|Event|LensBad|EmSat|TooCold)$", re.I
 
 def _mm(value: str, unit: str) -> float:
     number = float(value)
+    if not math.isfinite(number):  # 309 nines parse as inf; no gauge measures that
+        raise RG15Error(f"number out of range: {value[:20]}...")
     if unit.lower() in ("in", "iph"):
         number *= MM_PER_INCH
     return round(number, _DECIMALS)

@@ -6,6 +6,7 @@ leaks between tests, and each server is stopped by PID when its test ends, pass 
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,15 @@ from deploy.processes import new_password
 from smartcity.data import demo_registry_path
 
 SERVICE_USERS = ("ingest", "rules", "operator")
+
+# Hypothesis caches what it learns under ./.hypothesis (even with database=None, at collection time):
+# keep that out of the repository.
+try:
+    from hypothesis import configuration as _hypothesis_configuration
+
+    _hypothesis_configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "smartcity-hypothesis")
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
 
 
 @pytest.fixture

@@ -133,3 +133,19 @@ def test_decode_dim_rejects(payload: str, fragment: str) -> None:
 
 def test_encode_dim_matches_generic_encoder() -> None:
     assert decode(encode_dim(42)) == [LppValue(1, 120, 42)]
+
+
+def test_good_entries_before_a_truncated_one_are_kept():
+    """The edge issue: a payload with a truncated or unknown last entry lost the good entries before it."""
+    payload = bytes.fromhex("017832" "0280000B" "05")  # 50 %, 11 W, then one stray byte
+    try:
+        decode_payload("street_light", payload)
+    except UnknownEntriesError as exc:
+        assert exc.metrics == {"dim_level": 50.0, "power": 11.0}
+    else:
+        raise AssertionError("the truncated tail must be reported")
+
+
+def test_a_payload_with_nothing_decodable_is_a_codec_error():
+    with pytest.raises(CodecError):
+        decode_payload("street_light", bytes.fromhex("01"))

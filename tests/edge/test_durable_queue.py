@@ -82,3 +82,11 @@ def test_readings_that_waited_longer_than_max_age_go_and_are_counted(tmp_path):
     assert q.oldest_age() < 5
     assert q.expire(now=time.time() + 120) == 2
     assert (q.dropped, len(q)) == (2, 0)
+
+
+def test_a_non_finite_value_never_enters_the_queue(tmp_path):
+    """One inf in a batch would make every seal of it fail (JSON has no inf): refused and counted instead."""
+    q = DurableQueue(tmp_path / "q.sqlite")
+    q.extend([Reading("d", "power", float("inf"), 1.0), Reading("d", "power", 2.0, 2.0)])
+    assert (len(q), q.refused) == (1, 1)
+    assert [r.value for r in senml.decode(q.seal(10).payload).readings] == [2.0]

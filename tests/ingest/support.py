@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -98,8 +99,32 @@ def spawn_ingest(tmp_path: Path, name: str, mqtt: MqttSettings, influx: InfluxSe
     env = {**os.environ, **mqtt_to_env(mqtt), **influx_to_env(influx)}
     argv = [sys.executable, "-m", "smartcity", "--log-level", "INFO", "ingest", "--worker", name,
             "--state-dir", str(tmp_path / "state"), "--max-latency", "0.1", "--spool-after", "1",
-            "--metrics-port", "-1", "--audit-interval", "0", *args]
+            "--metrics-port", "0", "--audit-interval", "0", *args]
+    status = tmp_path / "state" / "ingest" / name / "status.json"
+    status.unlink(missing_ok=True)
     return spawn(f"ingest-{name}", argv, tmp_path / f"ingest-{name}.log", env={**env, "PYTHONPATH": str(REPO)})
+
+
+def wait_subscribed(tmp_path: Path, name: str, timeout: float = 30) -> None:
+    """Until the spawned worker says it is connected (its /healthz), plus a moment for the SUBSCRIBE.
+
+    A worker that has never run has no session yet: what is published before it subscribes is lost.
+    """
+    status = tmp_path / "state" / "ingest" / name / "status.json"
+
+    def connected() -> bool:
+        try:
+            url = json.loads(status.read_text())["url"]
+            return httpx.get(f"{url}/healthz", timeout=1).json().get("mqtt") == "connected"
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            return False
+
+    deadline = time.monotonic() + timeout
+    while not connected():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ingest worker {name} did not connect within {timeout} s")
+        time.sleep(0.05)
+    time.sleep(0.3)
 
 
 class FaultProxy:

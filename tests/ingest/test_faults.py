@@ -15,7 +15,7 @@ from deploy.influxdb import start_influxd
 from deploy.processes import new_password
 from tests.conftest import settings_for, wait_for
 from tests.ingest.conftest import FAST
-from tests.ingest.support import FaultProxy, Stream, count, spawn_ingest, stored_power, sum_of
+from tests.ingest.support import FaultProxy, Stream, count, spawn_ingest, stored_power, sum_of, wait_subscribed
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_kill_9_of_the_ingest_restarted_with_the_same_worker_name_loses_nothing(
     settings = InfluxSettings(influxd.url, influx.config.database)
     worker = spawn_ingest(tmp_path, "k1", settings_for(broker, "ingest"), settings)
     try:
-        time.sleep(1.5)
+        wait_subscribed(tmp_path, "k1")
         stream = Stream(mqtt_client("gw-vs-01"), "gw-vs-01", batches=150, per_batch=20, interval=0.02).start()
         wait_for(lambda: count(influx, "street_light", "power") > 500, 15)
         worker.process.kill()  # SIGKILL: whatever it held and had not acknowledged is redelivered
@@ -71,7 +71,7 @@ def test_kill_9_while_influxdb_is_down_loses_nothing_spooled_or_held(
     args = ("--spool-max-bytes", "40000")
     worker = spawn_ingest(tmp_path, "k2", settings_for(broker, "ingest"), settings, *args)
     try:
-        time.sleep(1.5)
+        wait_subscribed(tmp_path, "k2")
         influxd.kill()
         stream = Stream(mqtt_client("gw-vs-01"), "gw-vs-01", batches=100, per_batch=20, interval=0.01).start()
         stream.join()

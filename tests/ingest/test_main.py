@@ -33,7 +33,7 @@ def test_bad_options_fail_at_start_with_a_precise_message(args, message, tmp_pat
 @pytest.mark.integration
 def test_metrics_and_health_of_a_running_worker(broker, influxd, influx, tmp_path):
     worker = spawn_ingest(tmp_path, "m1", settings_for(broker, "ingest"),
-                          InfluxSettings(influxd.url, influx.config.database), "--metrics-port", "0")
+                          InfluxSettings(influxd.url, influx.config.database))
     try:
         status_file = tmp_path / "state" / "ingest" / "m1" / "status.json"
         wait_for(status_file.exists, 15)
@@ -47,7 +47,7 @@ def test_metrics_and_health_of_a_running_worker(broker, influxd, influx, tmp_pat
                      "smartcity_ingest_spool_bytes", "smartcity_ingest_unacknowledged_messages"):
             assert name in metrics
         second = spawn_ingest(tmp_path, "m1", settings_for(broker, "ingest"),
-                              InfluxSettings(influxd.url, influx.config.database))
+                              InfluxSettings(influxd.url, influx.config.database), "--metrics-port", "-1")
         second.process.wait(30)
         assert second.process.returncode == 2
         assert "in use by pid" in second.log_tail()
