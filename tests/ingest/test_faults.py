@@ -145,17 +145,26 @@ def test_401_and_403_are_retried_until_fixed_and_nothing_lost(start_ingest, auth
     """Defect 2: 401/403 after a credential change were permanent rejects."""
     client = InfluxClient(InfluxConfig(auth_influxd.url, "smartcity", "ingest", "right-one"))
     ingest = start_ingest(influx_client=client)
-    stream = Stream(mqtt_client("gw-vs-01"), "gw-vs-01", batches=150, per_batch=20, interval=0.02).start()
-    wait_for(lambda: stream.sent_batches > 10, 10)
-    auth_influxd.admin_query("SET PASSWORD FOR \"ingest\" = 'changed-by-an-operator'")
-    wait_for(lambda: ingest.metrics.value("smartcity_ingest_write_retries_total", {"reason": "401"}) > 0, 10)
-    auth_influxd.admin_query("SET PASSWORD FOR \"ingest\" = 'right-one'")
-    auth_influxd.admin_query('REVOKE ALL ON "smartcity" FROM "ingest"')
-    wait_for(lambda: ingest.metrics.value("smartcity_ingest_write_retries_total", {"reason": "403"}) > 0, 10)
-    auth_influxd.admin_query('GRANT ALL ON "smartcity" TO "ingest"')
-    stream.join()
+    gw = mqtt_client("gw-vs-01")
+    streams = []
+
+    def stream_while(fault_reason):
+        # Published after the fault is in place, so its writes must meet it.
+        n = len(streams)
+        streams.append(Stream(gw, "gw-vs-01", batches=20, per_batch=20, interval=0.01, first_seq=n * 20,
+                              t0=float(int(time.time()) - 600 + n * 10)).start())
+        streams[-1].join()
+        wait_for(lambda: ingest.metrics.value("smartcity_ingest_write_retries_total", {"reason": fault_reason}) > 0,
+                 30)
+
     try:
-        assert_exactly(client, stream)
+        auth_influxd.admin_query("SET PASSWORD FOR \"ingest\" = 'changed-by-an-operator'")
+        stream_while("401")
+        auth_influxd.admin_query("SET PASSWORD FOR \"ingest\" = 'right-one'")
+        auth_influxd.admin_query('REVOKE ALL ON "smartcity" FROM "ingest"')
+        stream_while("403")
+        auth_influxd.admin_query('GRANT ALL ON "smartcity" TO "ingest"')
+        assert_exactly(client, *streams)
     finally:
         client.close()
 
