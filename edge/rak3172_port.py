@@ -30,13 +30,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.modem_port import ModemPort
 from edge.rak3172 import AtError, Ok, Rak3172Parser, RakError, RakEvent, Received, RxTimeout, TxDone
 from edge.serial_link import Backoff, LinkError, LogLimiter, SerialFactory, SerialLink, open_serial
 
 log = logging.getLogger(__name__)
 
 BAUDRATE = 115200  # the RUI3 default
-MAX_FRAME = 255  # a LoRa packet carries at most 255 bytes
 RECEIVE = "AT+PRECV=65534"  # continuous receive until AT+PRECV=0
 RECEIVE_STOP = "AT+PRECV=0"
 _BANNER = re.compile(r"^(RAKwireless .*|-{20,}|Version: RUI_.*|Current Work Mode: .*)$")
@@ -101,7 +101,7 @@ class _ReplyTimeoutError(Exception):
     """The module did not answer within the caller's deadline."""
 
 
-class RAK3172Port:
+class RAK3172Port(ModemPort):
     """A RAK3172 on a serial port; ``on_frame(payload, unix_time)`` runs on the reader thread."""
 
     def __init__(
@@ -124,8 +124,7 @@ class RAK3172Port:
         self._pending: deque[_Pending] = deque()
         self._transmitting = False
         self._awaiting_outcome: _Pending | None = None
-        self._ready = threading.Event()
-        self._tx_lock = threading.Lock()
+        super().__init__()
         self._bad_line_log = LogLimiter()
         self._parser = Rak3172Parser()
         self._earlier_orphans = 0  # orphaned headers counted by the parsers of earlier connections
@@ -140,27 +139,10 @@ class RAK3172Port:
         self.callback_errors = 0
         self.resets = 0  # module restarts noticed outside initialisation
         self.echoes = 0
-        self.tx_ok = 0
-        self.tx_failed = 0
         self._link = SerialLink(
             path, baudrate, name=f"rak3172:{path}", on_line=self._line, on_open=self._initialise,
             on_close=self._closed, read_timeout=read_timeout, backoff=backoff, serial_factory=serial_factory,
         )
-
-    @property
-    def path(self) -> str:
-        """The serial device this driver opens."""
-        return self._link.path
-
-    @property
-    def ready(self) -> bool:
-        """True once the module is initialised and receiving."""
-        return self._ready.is_set()
-
-    @property
-    def reconnects(self) -> int:
-        """How often the port was reopened (and the module re-initialised) after the first time."""
-        return self._link.reconnects
 
     @property
     def orphaned_headers(self) -> int:
@@ -175,35 +157,6 @@ class RAK3172Port:
             "tx_failed": self.tx_failed,
         }
         return counts | dict(self.at_errors)
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until the module is initialised and receiving, or timeout."""
-        return self._ready.wait(timeout)
-
-    def start(self) -> None:
-        """Start the reader thread; it opens the port, initialises the module and starts receiving."""
-        self._link.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the reader thread and close the port; a send in progress fails."""
-        self._link.stop(timeout)
-
-    def send(self, frame: bytes, timeout: float = 5.0) -> bool:
-        """Transmit one frame; True on +EVT:TXP2P DONE, False on a rejection, a lost port or timeout."""
-        if not 1 <= len(frame) <= MAX_FRAME:
-            raise ValueError(f"a radio frame has 1-{MAX_FRAME} bytes, got {len(frame)}")
-        deadline = time.monotonic() + timeout
-        ok = False
-        if self._tx_lock.acquire(timeout=timeout):
-            try:
-                ok = self._ready.wait(max(0.0, deadline - time.monotonic())) and self._transmit(frame, deadline)
-            finally:
-                self._tx_lock.release()
-        if ok:
-            self.tx_ok += 1
-        else:
-            self.tx_failed += 1
-        return ok
 
     # --- transmit path (caller's thread) ---
 

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.modem_port import ModemPort
 from edge.rn2483 import (
     Busy,
     InvalidParam,
@@ -38,7 +39,6 @@ from edge.serial_link import Backoff, LinkError, LogLimiter, SerialFactory, Seri
 log = logging.getLogger(__name__)
 
 BAUDRATE = 57600
-MAX_FRAME = 255  # radio tx takes at most 255 bytes in radio mode
 INIT_SEQUENCE: tuple[tuple[str, type[ModemEvent]], ...] = (
     ("sys reset", Version),
     ("mac pause", MacPause),
@@ -64,7 +64,7 @@ class _ReplyTimeoutError(Exception):
     """The modem did not answer within the caller's deadline."""
 
 
-class RN2483Port:
+class RN2483Port(ModemPort):
     """An RN2483 on a serial port; ``on_frame(payload, unix_time)`` runs on the reader thread."""
 
     def __init__(
@@ -84,64 +84,17 @@ class RN2483Port:
         self._pending: deque[_Pending] = deque()
         self._transmitting = False
         self._awaiting_outcome: _Pending | None = None
-        self._ready = threading.Event()
-        self._tx_lock = threading.Lock()
+        super().__init__()
         self._bad_line_log = LogLimiter()
         self.frames = 0
         self.errors = 0
         self.rx_errors = 0
         self.rearm_failures = 0
         self.callback_errors = 0
-        self.tx_ok = 0
-        self.tx_failed = 0
         self._link = SerialLink(
             path, baudrate, name=f"rn2483:{path}", on_line=self._line, on_open=self._initialise,
             on_close=self._closed, read_timeout=read_timeout, backoff=backoff, serial_factory=serial_factory,
         )
-
-    @property
-    def path(self) -> str:
-        """The serial device this driver opens."""
-        return self._link.path
-
-    @property
-    def ready(self) -> bool:
-        """True once the modem is initialised and receiving."""
-        return self._ready.is_set()
-
-    @property
-    def reconnects(self) -> int:
-        """How often the port was reopened (and the modem re-initialised) after the first time."""
-        return self._link.reconnects
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until the modem is initialised and receiving, or timeout."""
-        return self._ready.wait(timeout)
-
-    def start(self) -> None:
-        """Start the reader thread; it opens the port, initialises the modem and starts receiving."""
-        self._link.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the reader thread and close the port; a send in progress fails."""
-        self._link.stop(timeout)
-
-    def send(self, frame: bytes, timeout: float = 5.0) -> bool:
-        """Transmit one frame; True on radio_tx_ok, False on radio_err, a rejection or timeout."""
-        if not 1 <= len(frame) <= MAX_FRAME:
-            raise ValueError(f"a radio frame has 1-{MAX_FRAME} bytes, got {len(frame)}")
-        deadline = time.monotonic() + timeout
-        ok = False
-        if self._tx_lock.acquire(timeout=timeout):
-            try:
-                ok = self._ready.wait(max(0.0, deadline - time.monotonic())) and self._transmit(frame, deadline)
-            finally:
-                self._tx_lock.release()
-        if ok:
-            self.tx_ok += 1
-        else:
-            self.tx_failed += 1
-        return ok
 
     # --- transmit path (caller's thread) ---
 
