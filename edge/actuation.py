@@ -1,8 +1,13 @@
 """Desired device state on the gateway: the latest command per (device, action) wins and is applied.
 
 Commands are idempotent desired state (architecture.md): a newer dim command for a light
-replaces an older one that has not been sent yet, and when a light later reports a level
+replaces an older one that has not been confirmed yet, and when a light later reports a level
 other than the one desired, the desired level is sent again (at most every retry_interval).
+
+A command is acknowledged ``applied`` only when the device confirms it: the light reports the
+commanded level. A transmission the radio could not make is tried again every retry_interval.
+When a command expires unconfirmed it is acknowledged ``failed`` if the radio never got it out and
+``expired`` if it was sent but the device never showed the new state, each with the detail.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ Transmit = Callable[[Device, Command], bool]
 @dataclass(slots=True)
 class _Desired:
     command: Command
-    sent_at: float | None = None
-    acked: bool = False
+    sent_at: float | None = None  # last successful transmission (monotonic)
+    attempts: int = 0
+    last_attempt: float = 0.0  # monotonic
+    transmissions: int = 0
+    acked: bool = False  # the command's own ack (applied, failed, expired or superseded) is sent
+
+
+# How often the worker looks for commands that expired or are due for another try without news.
+WATCH_INTERVAL = 1.0
 
 
 class Actuator:
@@ -84,6 +96,7 @@ class Actuator:
                 self._on_ack(Ack(command.id, command.device, AckStatus.REJECTED, "superseded by a newer command"))
                 return
             if previous and not previous.acked:
+                previous.acked = True
                 self._on_ack(Ack(previous.command.id, command.device, AckStatus.REJECTED,
                                  f"superseded by {command.id}"))
             self._desired[key] = _Desired(command)
@@ -91,47 +104,73 @@ class Actuator:
             self._cond.notify_all()
 
     def observe_level(self, device_id: str, level: float) -> None:
-        """A light reported its level: if it differs from the desired one, schedule a resend."""
+        """A light reported its level: confirm the desired one, or schedule a resend if it differs."""
         key = (device_id, Action.DIM)
+        confirmed: Ack | None = None
         with self._cond:
             desired = self._desired.get(key)
             if desired is None or desired.sent_at is None:
                 return
             if round(level) == dim_level(desired.command.params):
-                return
-            if time.monotonic() - desired.sent_at >= self._retry_interval \
+                if not desired.acked:
+                    desired.acked = True
+                    self.applied += 1
+                    confirmed = Ack(desired.command.id, device_id, AckStatus.APPLIED,
+                                    f"device reports {round(level)} % after {desired.transmissions} transmission(s)")
+            elif time.monotonic() - desired.sent_at >= self._retry_interval \
                     and not desired.command.expired(time.time()):
                 log.info("device %s reports %s %%, desired %s %%: sending again", device_id, level,
                          desired.command.params.get("level"))
                 self._due.add(key)
                 self._cond.notify_all()
+        if confirmed is not None:
+            self._on_ack(confirmed)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._due and not self._stop:
-                    self._cond.wait()
+                if not self._due and not self._stop:
+                    # Wake at least as often as a retry may be due (never spinning on an interval of 0).
+                    self._cond.wait(min(WATCH_INTERVAL, max(self._retry_interval, 0.05)))
                 if self._stop:
                     return
+                self._watch()
+                if not self._due:
+                    continue
                 key = self._due.pop()
                 desired = self._desired[key]
             self._apply(desired)
 
+    def _watch(self) -> None:
+        # Under self._cond: expire what can no longer be applied, retry what the radio could not send.
+        now, mono = time.time(), time.monotonic()
+        for key, desired in self._desired.items():
+            if desired.acked:
+                continue
+            cmd = desired.command
+            if cmd.expired(now):
+                desired.acked = True
+                if desired.transmissions:
+                    status, detail = AckStatus.EXPIRED, (f"sent {desired.transmissions} time(s); the device never "
+                                                        "reported the commanded state before expiry")
+                else:
+                    self.failed += 1
+                    status, detail = AckStatus.FAILED, (f"the radio could not transmit it ({desired.attempts} "
+                                                        "attempt(s)) before expiry")
+                self._on_ack(Ack(cmd.id, cmd.device, status, detail))
+            elif desired.transmissions == 0 and desired.attempts and key not in self._due \
+                    and mono - desired.last_attempt >= self._retry_interval:
+                self._due.add(key)
+
     def _apply(self, desired: _Desired) -> None:
         cmd = desired.command
         if cmd.expired(time.time()):
-            if not desired.acked:
-                desired.acked = True
-                self._on_ack(Ack(cmd.id, cmd.device, AckStatus.EXPIRED, "expired before it could be sent"))
-            return
-        ok = self._transmit(self._devices[cmd.device], cmd)
-        desired.sent_at = time.monotonic()
-        if desired.acked:
-            return  # a resend of desired state already acknowledged
-        desired.acked = True
-        if ok:
-            self.applied += 1
-            self._on_ack(Ack(cmd.id, cmd.device, AckStatus.APPLIED, "sent to the device"))
+            return  # _watch acknowledges it
+        desired.attempts += 1
+        desired.last_attempt = time.monotonic()
+        if self._transmit(self._devices[cmd.device], cmd):
+            desired.transmissions += 1
+            desired.sent_at = time.monotonic()
         else:
-            self.failed += 1
-            self._on_ack(Ack(cmd.id, cmd.device, AckStatus.FAILED, "radio transmission failed"))
+            log.warning("device %s: radio transmission failed (attempt %d); trying again in %.0f s",
+                        cmd.device, desired.attempts, self._retry_interval)

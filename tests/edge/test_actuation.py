@@ -42,13 +42,22 @@ def dim(device, level, **kw):
     return Command(device, Action.DIM, {"level": level}, "test", **kw)
 
 
-def test_a_dim_command_is_sent_and_acknowledged_as_applied(actuator_parts):
+def test_applied_is_acknowledged_only_once_the_light_reports_the_level(actuator_parts):
+    """The edge issue: an "applied" ack meant only that the radio had transmitted."""
     act, radio, acks = actuator_parts
     cmd = dim("vs-sl-101", 20)
     act.submit(cmd)
-    wait_for(lambda: acks, 5)
+    wait_for(lambda: radio.sent, 5)
     assert radio.sent == [("vs-sl-101", 20)]
-    assert (acks[0].id, acks[0].status) == (cmd.id, AckStatus.APPLIED)
+    time.sleep(0.2)
+    assert acks == []  # transmitted, not yet confirmed
+    act.observe_level("vs-sl-101", 100.0)  # a report from before the light got it: no confirmation
+    assert acks == []
+    act.observe_level("vs-sl-101", 20.0)
+    assert [(a.id, a.status) for a in acks] == [(cmd.id, AckStatus.APPLIED)]
+    assert "reports 20 %" in acks[0].detail
+    act.observe_level("vs-sl-101", 20.0)
+    assert len(acks) == 1  # confirmed once
 
 
 @pytest.mark.parametrize(("cmd", "detail"), [
@@ -83,6 +92,7 @@ def test_the_latest_command_wins_and_a_late_older_one_is_refused(actuator_parts)
     radio.gate.set()
     wait_for(lambda: len(radio.sent) == 2, 5)
     assert radio.sent == [("vs-sl-102", 50), ("vs-sl-101", 100)]
+    act.observe_level("vs-sl-101", 100.0)
     statuses = {a.detail.split(" ")[0]: a.status for a in acks}
     assert statuses["superseded"] is AckStatus.REJECTED
     assert [a.status for a in acks if a.id == newer.id] == [AckStatus.APPLIED]
@@ -93,7 +103,7 @@ def test_a_light_reporting_another_level_gets_the_desired_one_again(actuator_par
     act, radio, acks = actuator_parts
     act.submit(dim("vs-sl-101", 20))
     wait_for(lambda: len(radio.sent) == 1, 5)
-    act.observe_level("vs-sl-101", 20.0)  # matches: nothing to do
+    act.observe_level("vs-sl-101", 20.0)  # matches: confirmed, nothing to send
     time.sleep(0.1)
     assert len(radio.sent) == 1
     act.observe_level("vs-sl-101", 100.0)  # e.g. the light rebooted
@@ -102,13 +112,44 @@ def test_a_light_reporting_another_level_gets_the_desired_one_again(actuator_par
     assert len(acks) == 1  # a resend is not a new command
 
 
-def test_a_failed_transmission_is_acknowledged_as_failed():
+def test_a_transmission_the_radio_cannot_make_is_retried_then_failed_at_expiry():
     radio, acks = FakeRadio(ok=False), []
-    act = Actuator(DEVICES, radio, acks.append)
+    act = Actuator(DEVICES, radio, acks.append, retry_interval=0.3)
+    act.start()
+    try:
+        act.submit(dim("vs-sl-101", 20, expires_at=time.time() + 2.0))
+        wait_for(lambda: acks, 6)
+        assert acks[0].status is AckStatus.FAILED and "could not transmit" in acks[0].detail
+        assert len(radio.sent) >= 3  # tried again every retry_interval until it expired
+    finally:
+        act.stop()
+
+
+def test_a_radio_that_recovers_gets_the_command_out():
+    radio, acks = FakeRadio(ok=False), []
+    act = Actuator(DEVICES, radio, acks.append, retry_interval=0.2)
     act.start()
     try:
         act.submit(dim("vs-sl-101", 20))
+        wait_for(lambda: len(radio.sent) >= 2, 5)
+        radio.ok = True
+        tries = len(radio.sent)
+        wait_for(lambda: len(radio.sent) > tries, 5)
+        act.observe_level("vs-sl-101", 20.0)
+        assert [a.status for a in acks] == [AckStatus.APPLIED]
+    finally:
+        act.stop()
+
+
+def test_sent_but_never_confirmed_is_acknowledged_as_expired():
+    radio, acks = FakeRadio(), []
+    act = Actuator(DEVICES, radio, acks.append, retry_interval=30)
+    act.start()
+    try:
+        act.submit(dim("vs-sl-101", 20, expires_at=time.time() + 1.0))
+        wait_for(lambda: radio.sent, 5)
+        act.observe_level("vs-sl-101", 100.0)  # the light does not show the new level
         wait_for(lambda: acks, 5)
-        assert acks[0].status is AckStatus.FAILED
+        assert acks[0].status is AckStatus.EXPIRED and "never reported" in acks[0].detail
     finally:
         act.stop()
