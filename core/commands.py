@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -10,6 +9,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from core import jsonfast
+from core.numbers import finite_float
 from core.topics import TopicError, check_id
 
 
@@ -71,13 +71,9 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> An
     return value
 
 
-def _finite(value: int | float, key: str) -> float:
-    # A JSON integer beyond float range (the standard library parses any size) overflows float().
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
+def _finite(value: object, key: str) -> float:
+    number = finite_float(value)
+    if number is None:
         raise CommandError(f"'{key}' must be a finite number: {str(value)[:40]}")
     return number
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import jsonfast
+from core.numbers import finite_float
 
 Value = float | bool | str
 
@@ -50,15 +51,10 @@ class Columns:
 
 
 def _number(value: Any, key: str) -> float:
-    if type(value) is float and -_INF < value < _INF:
-        return value
-    if type(value) is int:
-        try:
-            return float(value)
-        except OverflowError:  # a JSON integer beyond float range (the standard library parses any size)
-            raise ValueError(f"'{key}' must be a finite number: {str(value)[:40]}...") from None
-    # bool is an int subclass, but `type(...) is int` above already refused it.
-    raise ValueError(f"'{key}' must be a finite number: {value!r}")
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"'{key}' must be a finite number: {str(value)[:40]}")
+    return number
 
 
 def parse_pack(payload: bytes | bytearray | memoryview | str) -> list[Any]:

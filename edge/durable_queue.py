@@ -79,7 +79,6 @@ class DurableQueue:
         self.max_readings = max_readings
         self.max_age = max_age
         self.dropped = 0
-        self.accepted = 0
         self.refused = 0  # readings with a non-finite value, never queued
         self._lock = threading.Lock()
         if self.path != ":memory:":
@@ -106,8 +105,7 @@ class DurableQueue:
     def next_seq(self) -> int:
         """The seq the next batch will get (persisted: it carries on after a restart)."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
-        return int(row[0]) if row else 0
+            return self._next_seq_locked()
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds the oldest unacknowledged reading has waited (0 when empty)."""
@@ -140,7 +138,6 @@ class DurableQueue:
                 if fcnt is not None:
                     self._set_counter(fcnt[0], 0, fcnt[1])
             self._pending += len(rows)
-            self.accepted += len(rows)
             if len(self) > self.max_readings:
                 self._drop_oldest(len(self) - self.max_readings)
 

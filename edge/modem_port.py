@@ -1,32 +1,70 @@
-"""What the LoRa modem drivers share: the serial link's lifecycle and a locked, time-bounded send.
+"""What the LoRa modem drivers share: the serial link's lifecycle, a locked time-bounded send, and the
+FIFO that matches the modem's replies to the commands written.
 
-RN2483Port and RAK3172Port differ in their protocol (initialisation, receive, transmit); each
-subclass sets up ``_link``, ``_ready`` and ``_tx_lock`` in its constructor and implements
-``_transmit(frame, deadline)``.
+RN2483Port and RAK3172Port differ in their protocol (initialisation, receive, transmit). Each
+subclass builds ``_link`` in its constructor and implements ``_transmit(frame, deadline)``; a
+command is written under ``_cond`` after its reply slot was appended to ``_pending``, so replies are
+matched in the order the modem gives them, whichever thread sent the command.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from edge.serial_link import SerialLink
+from edge.serial_link import LinkError, LogLimiter, SerialLink
+
+log = logging.getLogger(__name__)
 
 MAX_FRAME = 255  # a LoRa radio frame carries at most 255 bytes (both modules' limit)
 
+E = TypeVar("E")  # the protocol's event type
 
-class ModemPort:
+
+@dataclass(eq=False, slots=True)
+class Pending(Generic[E]):
+    """A command waiting for its reply (and, for a transmission, for its outcome)."""
+
+    command: str
+    rearm: bool = False  # a re-arm nobody waits for: the reader checks its reply itself
+    transmit: bool = False
+    reply: E | None = None
+    replied: threading.Event = field(default_factory=threading.Event)
+    outcome: E | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class ReplyTimeoutError(Exception):
+    """The modem did not answer within the caller's deadline."""
+
+
+class ModemPort(Generic[E]):
     """Base of a modem driver; not used on its own."""
 
     _link: SerialLink
-    _ready: threading.Event
-    _tx_lock: threading.Lock
 
-    def __init__(self) -> None:
+    def __init__(self, on_frame: Callable[[bytes, float], None], reply_timeout: float) -> None:
+        self._on_frame = on_frame
+        self.reply_timeout = reply_timeout
+        self._cond = threading.Condition()
+        self._pending: deque[Pending[E]] = deque()
+        self._transmitting = False
+        self._awaiting_outcome: Pending[E] | None = None
         self._ready = threading.Event()
         self._tx_lock = threading.Lock()
+        self._bad_line_log = LogLimiter()
         self.tx_ok = 0
         self.tx_failed = 0
+        self.frames = 0
+        self.errors = 0  # lines that are not the modem's output (noise, bad hex, replies to nothing)
+        self.rx_errors = 0
+        self.rearm_failures = 0
+        self.callback_errors = 0
 
     @property
     def path(self) -> str:
@@ -74,3 +112,55 @@ class ModemPort:
 
     def _transmit(self, frame: bytes, deadline: float) -> bool:
         raise NotImplementedError
+
+    # --- the command/reply FIFO ---
+
+    def _write(self, command: str) -> None:
+        self._link.write_line(command)
+
+    def _command(self, command: str, *, rearm: bool = False, transmit: bool = False) -> Pending[E]:
+        # Caller holds self._cond: appending the slot and writing are one step for the FIFO.
+        # Not while (re)initialising: initialisation reads replies itself and must see only its own.
+        if not self._ready.is_set():
+            raise LinkError(f"{self._link.name}: modem not ready")
+        pending: Pending[E] = Pending(command, rearm=rearm, transmit=transmit)
+        self._pending.append(pending)
+        try:
+            self._write(command)
+        except LinkError:
+            self._pending.remove(pending)
+            raise
+        return pending
+
+    def _reply(self, pending: Pending[E], deadline: float) -> E | None:
+        if not pending.replied.wait(max(0.0, deadline - time.monotonic())):
+            raise ReplyTimeoutError(f"no reply to {pending.command!r}")
+        return pending.reply
+
+    def _closed(self) -> None:
+        with self._cond:
+            self._ready.clear()
+            self._fail_all()
+
+    def _fail_all(self) -> None:
+        # Senders waiting on a connection that is gone get None at once instead of a timeout.
+        for pending in self._pending:
+            pending.replied.set()
+            pending.finished.set()
+        self._pending.clear()
+        if self._awaiting_outcome is not None:
+            self._awaiting_outcome.finished.set()
+            self._awaiting_outcome = None
+
+    def _deliver(self, payload: bytes, when: float) -> None:
+        try:
+            self._on_frame(payload, when)
+        except Exception:
+            # The consumer's bug must not kill the port's only reader thread.
+            self.callback_errors += 1
+            log.exception("%s: on_frame callback failed", self._link.name)
+
+    def _bad_line(self, exc: Exception) -> None:
+        self.errors += 1
+        if self._bad_line_log.allow():
+            log.warning("%s: bad line skipped (%d so far): %s", self._link.name, self.errors, exc)

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from edge.modem_port import ModemPort
+from edge.modem_port import ModemPort, ReplyTimeoutError
 from edge.rak3172 import AtError, Ok, Rak3172Parser, RakError, RakEvent, Received, RxTimeout, TxDone
-from edge.serial_link import Backoff, LinkError, LogLimiter, SerialFactory, SerialLink, open_serial
+from edge.serial_link import Backoff, LinkError, SerialFactory, SerialLink, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +83,9 @@ def init_sequence(p2p: P2PConfig) -> tuple[str, ...]:
     )
 
 
-@dataclass(eq=False, slots=True)
-class _Pending:
-    """A command waiting for its status (and, for AT+PSEND, for +EVT:TXP2P DONE)."""
-
-    command: str
-    rearm: bool = False  # a re-arm nobody waits for: the reader checks its reply itself
-    transmit: bool = False
-    reply: RakEvent | None = None
-    replied: threading.Event = field(default_factory=threading.Event)
-    outcome: RakEvent | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
-class _ReplyTimeoutError(Exception):
-    """The module did not answer within the caller's deadline."""
-
-
-class RAK3172Port(ModemPort):
+class RAK3172Port(ModemPort[RakEvent]):
     """A RAK3172 on a serial port; ``on_frame(payload, unix_time)`` runs on the reader thread."""
 
     def __init__(
@@ -116,27 +100,15 @@ class RAK3172Port(ModemPort):
         serial_factory: SerialFactory = open_serial,
         p2p: P2PConfig | None = None,
     ) -> None:
-        self._on_frame = on_frame
-        self.reply_timeout = reply_timeout
+        super().__init__(on_frame, reply_timeout)
         self.p2p = p2p or P2PConfig()
         self._init_sequence = init_sequence(self.p2p)
-        self._cond = threading.Condition()
-        self._pending: deque[_Pending] = deque()
-        self._transmitting = False
-        self._awaiting_outcome: _Pending | None = None
-        super().__init__()
-        self._bad_line_log = LogLimiter()
         self._parser = Rak3172Parser()
         self._earlier_orphans = 0  # orphaned headers counted by the parsers of earlier connections
         self._written: deque[str] = deque(maxlen=_ECHO_MEMORY)
         self._restart_seen = False
         self.last_signal: tuple[int, int] | None = None  # (rssi dBm, snr dB) of the last frame
-        self.frames = 0
-        self.errors = 0  # lines that are not RUI3 output (noise, bad hex, replies to nothing)
         self.at_errors: dict[str, int] = {}  # AT_... status replies by code
-        self.rx_errors = 0  # receive windows that timed out (we never open one, so: surprise)
-        self.rearm_failures = 0
-        self.callback_errors = 0
         self.resets = 0  # module restarts noticed outside initialisation
         self.echoes = 0
         self._link = SerialLink(
@@ -176,9 +148,9 @@ class RAK3172Port(ModemPort):
                 log.warning("%s: AT+PSEND rejected: %s", self._link.name, _name(reply))
                 return False
             if not tx.finished.wait(max(0.0, deadline - time.monotonic())):
-                raise _ReplyTimeoutError("no +EVT:TXP2P DONE")
+                raise ReplyTimeoutError("no +EVT:TXP2P DONE")
             return isinstance(tx.outcome, TxDone)
-        except _ReplyTimeoutError as exc:
+        except ReplyTimeoutError as exc:
             # A reply that never came leaves the reply FIFO out of step with the module: start over.
             self._link.request_reconnect(f"module did not answer in time ({exc})")
             return False
@@ -188,30 +160,11 @@ class RAK3172Port(ModemPort):
         finally:
             self._end_transmit()
 
-    def _reply(self, pending: _Pending, deadline: float) -> RakEvent | None:
-        if not pending.replied.wait(max(0.0, deadline - time.monotonic())):
-            raise _ReplyTimeoutError(f"no reply to {pending.command!r}")
-        return pending.reply
-
     def _end_transmit(self) -> None:
         with self._cond:
             self._transmitting = False
             self._awaiting_outcome = None
         self._rearm()  # RUI3 leaves the radio idle after a transmission (or a refused one)
-
-    def _command(self, command: str, *, rearm: bool = False, transmit: bool = False) -> _Pending:
-        # Caller holds self._cond: appending the slot and writing are one step for the FIFO.
-        # Not while (re)initialising: initialisation reads replies itself and must see only its own.
-        if not self._ready.is_set():
-            raise LinkError(f"{self._link.name}: module not ready")
-        pending = _Pending(command, rearm=rearm, transmit=transmit)
-        self._pending.append(pending)
-        try:
-            self._write(command)
-        except LinkError:
-            self._pending.remove(pending)
-            raise
-        return pending
 
     def _write(self, command: str) -> None:
         with self._cond:
@@ -245,21 +198,6 @@ class RAK3172Port(ModemPort):
                     log.debug("%s: skipped %r while waiting for the reply to %r", self._link.name, raw, command)
         self._ready.set()
 
-    def _closed(self) -> None:
-        with self._cond:
-            self._ready.clear()
-            self._fail_all()
-
-    def _fail_all(self) -> None:
-        # Senders waiting on a connection that is gone get None at once instead of a timeout.
-        for pending in self._pending:
-            pending.replied.set()
-            pending.finished.set()
-        self._pending.clear()
-        if self._awaiting_outcome is not None:
-            self._awaiting_outcome.finished.set()
-            self._awaiting_outcome = None
-
     def _event(self, raw: bytes) -> RakEvent | None:
         """The parsed line; None for blank lines, echoes, banner lines and (counted) bad lines."""
         text = raw.decode("ascii", errors="replace").strip()
@@ -288,11 +226,6 @@ class RAK3172Port(ModemPort):
         self._restart_seen = True
         self.resets += 1
         self._link.request_reconnect(f"module restarted ({text!r}); its receiver is off")
-
-    def _bad_line(self, exc: Exception) -> None:
-        self.errors += 1
-        if self._bad_line_log.allow():
-            log.warning("%s: bad line skipped (%d so far): %s", self._link.name, self.errors, exc)
 
     def _line(self, raw: bytes, when: float) -> None:
         event = self._event(raw)
@@ -342,12 +275,7 @@ class RAK3172Port(ModemPort):
     def _frame(self, event: Received, when: float) -> None:
         self.frames += 1
         self.last_signal = (event.rssi, event.snr)
-        try:
-            self._on_frame(event.payload, when)
-        except Exception:
-            # The consumer's bug must not kill the port's only reader thread.
-            self.callback_errors += 1
-            log.exception("%s: on_frame callback failed", self._link.name)
+        self._deliver(event.payload, when)
 
 
 def _name(event: RakEvent | None) -> str:

@@ -14,13 +14,10 @@ arrives while ``send`` is stopping the receiver is therefore delivered, not lost
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from edge.modem_port import ModemPort
+from edge.modem_port import ModemPort, ReplyTimeoutError
 from edge.rn2483 import (
     Busy,
     InvalidParam,
@@ -34,7 +31,7 @@ from edge.rn2483 import (
     Version,
     parse_line,
 )
-from edge.serial_link import Backoff, LinkError, LogLimiter, SerialFactory, SerialLink, open_serial
+from edge.serial_link import Backoff, LinkError, SerialFactory, SerialLink, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +44,9 @@ INIT_SEQUENCE: tuple[tuple[str, type[ModemEvent]], ...] = (
 )
 
 
-@dataclass(eq=False, slots=True)
-class _Pending:
-    """A command waiting for its reply (and, for radio tx, for its outcome)."""
-
-    command: str
-    rearm: bool = False  # a re-arm nobody waits for: the reader checks its reply itself
-    transmit: bool = False
-    reply: ModemEvent | None = None
-    replied: threading.Event = field(default_factory=threading.Event)
-    outcome: ModemEvent | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
-class _ReplyTimeoutError(Exception):
-    """The modem did not answer within the caller's deadline."""
-
-
-class RN2483Port(ModemPort):
+class RN2483Port(ModemPort[ModemEvent]):
     """An RN2483 on a serial port; ``on_frame(payload, unix_time)`` runs on the reader thread."""
 
     def __init__(
@@ -78,19 +60,7 @@ class RN2483Port(ModemPort):
         backoff: Backoff | None = None,
         serial_factory: SerialFactory = open_serial,
     ) -> None:
-        self._on_frame = on_frame
-        self.reply_timeout = reply_timeout
-        self._cond = threading.Condition()
-        self._pending: deque[_Pending] = deque()
-        self._transmitting = False
-        self._awaiting_outcome: _Pending | None = None
-        super().__init__()
-        self._bad_line_log = LogLimiter()
-        self.frames = 0
-        self.errors = 0
-        self.rx_errors = 0
-        self.rearm_failures = 0
-        self.callback_errors = 0
+        super().__init__(on_frame, reply_timeout)
         self._link = SerialLink(
             path, baudrate, name=f"rn2483:{path}", on_line=self._line, on_open=self._initialise,
             on_close=self._closed, read_timeout=read_timeout, backoff=backoff, serial_factory=serial_factory,
@@ -113,9 +83,9 @@ class RN2483Port(ModemPort):
                 log.warning("%s: radio tx rejected: %s", self._link.name, type(reply).__name__)
                 return False
             if not tx.finished.wait(max(0.0, deadline - time.monotonic())):
-                raise _ReplyTimeoutError("no radio_tx_ok / radio_err")
+                raise ReplyTimeoutError("no radio_tx_ok / radio_err")
             return isinstance(tx.outcome, RadioTxOk)
-        except _ReplyTimeoutError as exc:
+        except ReplyTimeoutError as exc:
             # A reply that never came leaves the reply FIFO out of step with the modem: reset it.
             self._link.request_reconnect(f"modem did not answer in time ({exc})")
             return False
@@ -124,11 +94,6 @@ class RN2483Port(ModemPort):
             return False
         finally:
             self._end_transmit()
-
-    def _reply(self, pending: _Pending, deadline: float) -> ModemEvent | None:
-        if not pending.replied.wait(max(0.0, deadline - time.monotonic())):
-            raise _ReplyTimeoutError(f"no reply to {pending.command!r}")
-        return pending.reply
 
     def _end_transmit(self) -> None:
         with self._cond:
@@ -139,20 +104,6 @@ class RN2483Port(ModemPort):
                     self._command("radio rx 0", rearm=True)
                 except LinkError as exc:
                     log.warning("%s: cannot re-arm the receiver: %s", self._link.name, exc)
-
-    def _command(self, command: str, *, rearm: bool = False, transmit: bool = False) -> _Pending:
-        # Caller holds self._cond: appending the slot and writing are one step for the FIFO.
-        # Not while (re)initialising: initialisation reads replies itself and must see only its own.
-        if not self._ready.is_set():
-            raise LinkError(f"{self._link.name}: modem not ready")
-        pending = _Pending(command, rearm=rearm, transmit=transmit)
-        self._pending.append(pending)
-        try:
-            self._link.write_line(command)
-        except LinkError:
-            self._pending.remove(pending)
-            raise
-        return pending
 
     # --- reader thread ---
 
@@ -177,26 +128,6 @@ class RN2483Port(ModemPort):
                     raise LinkError(f"{command!r} answered {type(event).__name__}")
                 log.debug("%s: skipped %r while waiting for the reply to %r", self._link.name, raw, command)
         self._ready.set()
-
-    def _closed(self) -> None:
-        with self._cond:
-            self._ready.clear()
-            self._fail_all()
-
-    def _fail_all(self) -> None:
-        # Senders waiting on a connection that is gone get None at once instead of a timeout.
-        for pending in self._pending:
-            pending.replied.set()
-            pending.finished.set()
-        self._pending.clear()
-        if self._awaiting_outcome is not None:
-            self._awaiting_outcome.finished.set()
-            self._awaiting_outcome = None
-
-    def _bad_line(self, exc: Exception) -> None:
-        self.errors += 1
-        if self._bad_line_log.allow():
-            log.warning("%s: bad line skipped (%d so far): %s", self._link.name, self.errors, exc)
 
     def _line(self, raw: bytes, when: float) -> None:
         try:
@@ -254,10 +185,3 @@ class RN2483Port(ModemPort):
             except LinkError as exc:
                 log.warning("%s: cannot re-arm the receiver: %s", self._link.name, exc)
 
-    def _deliver(self, payload: bytes, when: float) -> None:
-        try:
-            self._on_frame(payload, when)
-        except Exception:
-            # The consumer's bug must not kill the port's only reader thread.
-            self.callback_errors += 1
-            log.exception("%s: on_frame callback failed", self._link.name)

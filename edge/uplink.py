@@ -69,11 +69,6 @@ class Uplink:
         """The seq of the next batch (persisted in the queue, so it carries on after a restart)."""
         return self._queue.next_seq
 
-    @property
-    def inflight(self) -> int:
-        """Batches handed to paho and not yet acknowledged."""
-        return len(self._inflight)
-
     def start(self) -> None:
         """Connect (retrying in the background) and start publishing."""
         self.link.start()

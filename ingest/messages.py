@@ -9,7 +9,6 @@ two acks received in one microsecond stay two points.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -20,7 +19,17 @@ from core.senml_columns import SenMLError, decode_columns
 from core.topics import Channel, TopicError
 from ingest.dead_letters import DeadLetter, dead_letter_line, payload_head
 from ingest.metrics import IngestMetrics
-from ingest.points import DEFAULT_BOUNDS, Rejects, TimeBounds, ack_line, command_line, micros, pack_lines, status_line
+from ingest.points import (
+    DEFAULT_BOUNDS,
+    Rejects,
+    TimeBounds,
+    UniqueMicros,
+    ack_line,
+    command_line,
+    micros,
+    pack_lines,
+    status_line,
+)
 from ingest.series_table import TableCache
 
 PackSeq = tuple[str, int, int]  # (gateway, seq, records) of a sequenced pack
@@ -44,14 +53,9 @@ class MessageConverter:
         self._worker = worker
         self._bounds = bounds
         self._tables = TableCache()
-        self._last_us = 0
+        self.clock_us = UniqueMicros()  # a receive timestamp, strictly increasing within this worker
         self._messages = {c: metrics.messages.labels(c.value) for c in Channel}
         self._messages_unknown = metrics.messages.labels("unknown")
-
-    def clock_us(self, now: float) -> int:
-        """A receive timestamp in microseconds, strictly increasing within this worker."""
-        self._last_us = max(self._last_us + 1, micros(now))
-        return self._last_us
 
     def convert(self, topic: str, payload: bytes | bytearray, now: float) -> tuple[list[str], PackSeq | None]:
         """All lines for one message (its points and dead letters), and its pack's (gateway, seq, records)."""
@@ -112,7 +116,7 @@ class MessageConverter:
         seq = seq if type(seq) is int and seq >= 0 else None
         since = status.get("since")
         # The birth's own time where it is sane, so a redelivered status is the same point again.
-        time_us = micros(float(since)) if _in_bounds(since, now, self._bounds) else self.clock_us(now)
+        time_us = micros(float(since)) if self._bounds.admits(since, now) else self.clock_us(now)
         return status_line(gateway, state, time_us, seq)
 
     def _command(self, gateway: str, payload: bytes | bytearray) -> str:
@@ -120,7 +124,7 @@ class MessageConverter:
             cmd = parse_command(payload)
         except CommandError as exc:
             raise RejectedMessageError("bad_command", str(exc)) from None
-        if not _in_bounds(cmd.issued_at, time.time(), self._bounds):
+        if not self._bounds.admits(cmd.issued_at, time.time()):
             raise RejectedMessageError("bad_command", f"issued_at {cmd.issued_at!r} is outside the time bounds")
         return command_line(gateway, cmd)
 
@@ -135,13 +139,6 @@ class MessageConverter:
         self._metrics.callback_errors.inc()
         return [self._dead_letter(_gateway_guess(topic), topic, "internal_error",
                                   1, f"{type(error).__name__}: {str(error)[:200]}", payload=payload, now=now)]
-
-
-def _in_bounds(value: object, now: float, bounds: TimeBounds) -> bool:
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-        return False
-    t = float(value)  # type: ignore[arg-type]
-    return now - bounds.max_lateness <= t <= now + bounds.max_skew
 
 
 def _gateway_guess(topic: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from ingest.dead_letters import DeadLetter, dead_letter_line
 from ingest.influx_writer import InfluxWriter, TransientWriteError, WriteResult
 from ingest.metrics import IngestMetrics
+from ingest.points import UniqueMicros
 from ingest.sequence import batch_line
 from ingest.spool import Spool, SpoolFullError
 
@@ -67,7 +68,7 @@ class WritePipeline:
         self._last_at = 0.0
         self._seqs: dict[str, list[int]] = {}
         self._records: dict[str, int] = {}
-        self._clock_us = 0
+        self._clock_us = UniqueMicros()  # the writer thread's own: batch records and refused-line letters
         self._stopping = False
         self._down_since: float | None = None
         self._backoff = 0.25
@@ -163,8 +164,7 @@ class WritePipeline:
             lines, acks = self._lines, self._acks
             self._lines, self._acks = [], []
             if self._seqs:
-                now_us = max(self._clock_us + 1, int(time.time() * 1_000_000))
-                self._clock_us = now_us
+                now_us = self._clock_us(time.time())
                 lines.extend(batch_line(gw, seqs, self._records[gw], self._worker, now_us)
                              for gw, seqs in self._seqs.items())
                 self._seqs, self._records = {}, {}
@@ -259,11 +259,11 @@ class WritePipeline:
             self._metrics.refused_lines.inc(result.refused_lines)
             now = time.time()
             dead = []
-            for i, (n, message) in enumerate(result.refused):
+            for n, message in result.refused:
                 log.error("InfluxDB refused %d lines: %s", n, message[:300])
                 self._metrics.dead_letters.labels("influx_rejected").inc()
                 dl = DeadLetter(now, "unknown", "", "influx_rejected", n, message, "", self._worker)
-                dead.append(dead_letter_line(dl, int(now * 1_000_000) + i))
+                dead.append(dead_letter_line(dl, self._clock_us(now)))
             # Written with the next batch; a dead letter is plain text InfluxDB cannot refuse.
             with self._cond:
                 self._lines.extend(dead)

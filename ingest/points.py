@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from core.commands import Ack, Command
 from core.line_protocol import line
+from core.numbers import finite_float
 from core.senml_columns import Columns
 from ingest.series_table import SeriesTable
 
@@ -24,12 +25,29 @@ def micros(t: float) -> int:
     return int(t * 1_000_000 + 0.5)
 
 
+class UniqueMicros:
+    """Receive timestamps in microseconds that never repeat: two points received in one microsecond
+    by one worker stay two points. Not thread-safe: one per thread that stamps."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self, now: float) -> int:
+        self._last = max(self._last + 1, micros(now))
+        return self._last
+
+
 @dataclass(frozen=True, slots=True)
 class TimeBounds:
     """Readings older than max_lateness or more than max_skew ahead of the ingest's clock are refused."""
 
     max_lateness: float = DEFAULT_MAX_LATENESS
     max_skew: float = DEFAULT_MAX_SKEW
+
+    def admits(self, value: object, now: float) -> bool:
+        """True if value is a finite unix time within the bounds around now (pack_lines inlines this)."""
+        t = finite_float(value)
+        return t is not None and now - self.max_lateness <= t <= now + self.max_skew
 
 
 @dataclass(slots=True)

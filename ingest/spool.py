@@ -94,8 +94,9 @@ class Spool:
             return f"spool holds {self._bytes} bytes, bound {self.max_bytes}"
         if not self._records and extra > self.max_bytes:
             return f"batch of {extra} bytes is larger than the spool bound {self.max_bytes}"
-        if self.oldest_age() > self.max_age:
-            return f"oldest spooled batch is {self.oldest_age():.0f} s old, bound {self.max_age:.0f} s"
+        age = self.oldest_age()
+        if age > self.max_age:
+            return f"oldest spooled batch is {age:.0f} s old, bound {self.max_age:.0f} s"
         return None
 
     # -- writing -------------------------------------------------------------------------------

@@ -89,10 +89,9 @@ class Demo:
         users = {u: new_password() for u in (*self.registry.gateways, *SERVICE_USERS)}
         (self.state / "credentials.json").write_text(json.dumps(users, indent=1))
         (self.state / "credentials.json").chmod(0o600)
-        keys = self.state / "lora-keys.json"
+        keys = self.lora_keys
         if not keys.exists():  # kept across runs: the gateways' frame counters are too
             KeyRing.generate().save(keys)
-        self.lora_keys = keys
         self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
         self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
         self.influx_settings.url = self.influxd.url
