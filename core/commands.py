@@ -26,6 +26,7 @@ class Action(StrEnum):
     """Device actions the contract defines; each is idempotent desired state."""
 
     DIM = "dim"
+    BIKE_PRIORITY = "bike_priority"
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -62,6 +63,14 @@ def dim_level(params: dict[str, Any]) -> int:
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 <= level <= 100:
         raise CommandError(f"dim 'level' must be a number 0-100: {level!r}")
     return round(level)
+
+
+def bike_priority(params: dict[str, Any]) -> bool:
+    """The validated on/off of a bike_priority command ({"enabled": true|false})."""
+    enabled = params.get("enabled")
+    if type(enabled) is not bool:
+        raise CommandError(f"bike_priority needs params.enabled true or false: {str(enabled)[:40]}")
+    return enabled
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -122,6 +131,8 @@ def parse_command(payload: bytes | bytearray | str) -> Command:
     )
     if cmd.action is Action.DIM:
         dim_level(cmd.params)
+    elif cmd.action is Action.BIKE_PRIORITY:
+        bike_priority(cmd.params)
     return cmd
 
 

@@ -44,11 +44,14 @@ class Kind:
     metrics: dict[str, Metric]
     classification: Classification
     description: str
+    # The command actions (core.commands.Action values) a device of this kind accepts.
+    actions: frozenset[str] = frozenset()
 
 
 def _kind(name: str, description: str, *metrics: Metric,
-          classification: Classification = Classification.OPENBAAR) -> Kind:
-    return Kind(name, {m.name: m for m in metrics}, classification, description)
+          classification: Classification = Classification.OPENBAAR,
+          actions: frozenset[str] = frozenset()) -> Kind:
+    return Kind(name, {m.name: m for m in metrics}, classification, description, actions)
 
 
 N, B = ValueType.NUMBER, ValueType.BOOLEAN
@@ -64,6 +67,7 @@ KINDS: dict[str, Kind] = {
             Metric("voltage", "V", N, "supply voltage"),
             Metric("temperature", "Cel", N, "controller temperature"),
             Metric("lamp_failure", None, B, "lamp failure flag"),
+            actions=frozenset({"dim"}),
         ),
         _kind(
             "rain_gauge", "Hydreon RG-15 optical rain gauge on a serial port",
@@ -76,6 +80,12 @@ KINDS: dict[str, Kind] = {
             "occupancy", "LoRa presence/people counter: counts per interval, never identities",
             Metric("presence", None, B, "anyone present during the interval"),
             Metric("count", "count", N, "people counted during the interval"),
+        ),
+        _kind(
+            "traffic_light", "Traffic-light controller at a junction with a cycle lane (bike-priority request)",
+            Metric("bike_priority", None, B, "bike priority (longer green for cyclists) in effect"),
+            Metric("cycle_time", "s", N, "current signal cycle time"),
+            actions=frozenset({"bike_priority"}),
         ),
     )
 }

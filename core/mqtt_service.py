@@ -64,6 +64,10 @@ class MqttLink:
         self.client_id = client_id
         self.stats = LinkStats()
         self.connected = threading.Event()
+        # Set once the broker has acknowledged the subscriptions of the current connection: from
+        # then on nothing published to them is missed (tests and readiness wait on it).
+        self.subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self.subscriptions = list(subscriptions)  # (re)subscribed at every connect
         self._handler = on_message
         self._connect_hook = on_connect
@@ -77,6 +81,7 @@ class MqttLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         if on_publish is not None:
             # paho calls this holding its own message lock: the hook must not block or publish.
             hook = on_publish
@@ -136,7 +141,9 @@ class MqttLink:
             if self._connect_hook is not None:
                 self._connect_hook(client)
             if self.subscriptions:
-                client.subscribe(self.subscriptions)
+                _rc, self._subscribe_mid = client.subscribe(self.subscriptions)
+            else:
+                self.subscribed.set()
 
         self._guard("on_connect", subscribe)
         self.connected.set()
@@ -146,9 +153,15 @@ class MqttLink:
     def _on_disconnect(self, _client: paho.Client, _userdata: object, _flags: object, reason: ReasonCode,
                        _props: object) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         self.stats.disconnects += 1
         if not self._stopping:
             log.warning("%s: MQTT disconnected (%s); reconnecting with backoff", self.name, reason)
+
+    def _on_subscribe(self, _client: paho.Client, _userdata: object, mid: int, _reasons: object,
+                      _props: object) -> None:
+        if mid == self._subscribe_mid:
+            self.subscribed.set()
 
     def _on_message(self, _client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
         self.stats.messages += 1

@@ -75,7 +75,10 @@ class Actuator:
         reason = None
         if device is None:
             reason = f"device {command.device!r} is not on this gateway"
-        elif command.action is Action.DIM and device.kind != "street_light":
+        elif command.action is not Action.DIM:
+            # bike_priority is in the contract, but no traffic-light driver is on the gateway yet.
+            reason = f"this gateway has no driver for {command.action.value} commands"
+        elif device.kind != "street_light":
             reason = f"device {command.device!r} is a {device.kind}, which cannot dim"
         else:
             try:

@@ -1,252 +1,246 @@
-"""The rule file: versioned TOML, validated once at load with messages that name the rule and field.
+"""The rule file (version 2, rules/README.md): TOML validated once at load into rules.rule_model.
 
-A file holds ``version`` and an array of ``[[rules]]`` tables; each rule names its ``type``,
-which decides the rest of its keys. ``rules/examples/presence-lighting.toml`` is the
-documented sample. Everything is checked here, so the kernels can trust their rules.
+Every error names the file, the rule and the field (``rules.toml: rule 'rain': for must be a
+duration ...: 'x'``); unknown keys are refused everywhere, so a typo never silently means a default.
+``rules/examples/*.toml`` are the documented samples. A version-1 file is migrated on load, with a
+warning naming ``smartcity rules migrate FILE``, which prints its version-2 text (:func:`migrate_text`).
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import os
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
-from core.kinds import KINDS
-from core.registry import GEMEENTE
+from core.kinds import KINDS, Classification
+from core.registry import GEMEENTE, WIJK
 from core.topics import ID_PATTERN
+from rules import expressions
+from rules.expressions import IDENTIFIER, RESERVED, ExpressionError, ExprType
+from rules.rule_file_actions import parse_actions
+from rules.rule_file_fields import Fields, RuleFileError, show, unknown_keys_message
+from rules.rule_file_schedules import parse_schedules, parse_timezone
+from rules.rule_file_v1 import migrate_data, to_toml
+from rules.rule_model import (
+    ANY,
+    ATTRIBUTES,
+    DEFAULT_STALE_AFTER,
+    FILE_VERSION,
+    Expression,
+    Reducer,
+    Rule,
+    RuleSet,
+    Schedule,
+    SeriesFn,
+    ValueSpec,
+)
 
-SUPPORTED_VERSIONS = (1,)
-# A dimmable kind is one that reports its light level; the contract's DIM action acts on it.
-DIMMABLE_METRIC = "dim_level"
-DEFAULT_REASSERT_SECONDS = 300.0
+__all__ = ["RuleFileError", "load_rules", "migrate_file", "migrate_text", "parse_rules"]
 
+log = logging.getLogger(__name__)
 
-class RuleFileError(ConfigError):
-    """A rule file that cannot be used; the message names the file, rule and field."""
-
-
-class ZoneLevel(StrEnum):
-    """Which registry code groups devices into the zones a rule acts on."""
-
-    WIJK = "wijk"
-    GEMEENTE = "gemeente"
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceDimmingRule:
-    """Targets of a zone to on_level while its sensors saw presence within hold_seconds, else off_level."""
-
-    name: str
-    description: str
-    zone: ZoneLevel
-    sensor_kind: str
-    sensor_metric: str
-    target_kind: str
-    on_level: int
-    off_level: int
-    hold_seconds: float
-    reassert_seconds: float = DEFAULT_REASSERT_SECONDS
-    # None: every gemeente; else only devices in these (sorted, unique) gemeente codes.
-    gemeenten: tuple[str, ...] | None = None
-
-    @property
-    def type(self) -> str:
-        """The rule type name used in the file."""
-        return "presence_dimming"
-
-    def in_scope(self, gemeente: str) -> bool:
-        """True if devices in this gemeente fall under the rule."""
-        return self.gemeenten is None or gemeente in self.gemeenten
-
-
-# The union of all rule classes; a new rule type adds its class here and its parser to RULE_TYPES.
-Rule = PresenceDimmingRule
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    """The validated rules of one file, in file order."""
-
-    version: int
-    rules: tuple[Rule, ...]
-    source: str
-
-
-class _Fields:
-    """Typed access to one rule table that records which keys were read, to reject the rest."""
-
-    def __init__(self, table: dict[str, Any], where: str) -> None:
-        self.table = table
-        self.where = where
-        self.used: set[str] = set()
-
-    def fail(self, message: str) -> RuleFileError:
-        """An error naming the file and rule."""
-        return RuleFileError(f"{self.where}: {message}")
-
-    def raw(self, key: str, default: Any = None, required: bool = True) -> Any:
-        """The value of key as TOML gave it, or default if it is absent and not required."""
-        self.used.add(key)
-        if key not in self.table:
-            if required:
-                raise self.fail(f"missing '{key}'")
-            return default
-        return self.table[key]
-
-    def text(self, key: str, default: str | None = None) -> str:
-        """A string; required unless a default is given."""
-        value = self.raw(key, default, required=default is None)
-        if not isinstance(value, str):
-            raise self.fail(f"{key} must be a string: {value!r}")
-        return value
-
-    def choice(self, key: str, choices: list[str]) -> str:
-        """A required string out of choices."""
-        value = self.text(key)
-        if value not in choices:
-            raise self.fail(f"{key} must be one of {', '.join(choices)}: {value!r}")
-        return value
-
-    def level(self, key: str) -> int:
-        """A required integer dim level 0-100."""
-        value = self.raw(key)
-        # TOML has real booleans; `true` must not pass as the integer 1.
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-            raise self.fail(f"{key} must be 0-100: {value!r}")
-        return value
-
-    def seconds(self, key: str, default: float | None = None, allow_zero: bool = False) -> float:
-        """A finite duration > 0 (or >= 0); required unless a default is given."""
-        value = self.raw(key, default, required=default is None)
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) \
-            and (value >= 0 if allow_zero else value > 0)
-        if not ok:
-            bound = "a number >= 0" if allow_zero else "a number > 0"
-            raise self.fail(f"{key} must be {bound} (seconds): {value!r}")
-        return float(value)
-
-    def reject_unknown(self) -> None:
-        """Raise if the table has keys that no accessor read."""
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise self.fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                            f"known: {', '.join(sorted(self.used))}")
-
-
-def _kind_and_metric(f: _Fields) -> tuple[str, str, str]:
-    known = sorted(KINDS)
-    sensor_kind = f.choice("sensor_kind", known)
-    metrics = sorted(KINDS[sensor_kind].metrics)
-    sensor_metric = f.text("sensor_metric")
-    if sensor_metric not in metrics:
-        raise f.fail(f"sensor_metric must be a metric of {sensor_kind} ({', '.join(metrics)}): "
-                     f"{sensor_metric!r}")
-    dimmable = [k for k in known if DIMMABLE_METRIC in KINDS[k].metrics]
-    target_kind = f.text("target_kind")
-    if target_kind not in dimmable:
-        raise f.fail(f"target_kind must be a dimmable kind ({', '.join(dimmable)}): {target_kind!r}")
-    return sensor_kind, sensor_metric, target_kind
-
-
-def _gemeenten(f: _Fields) -> tuple[str, ...] | None:
-    value = f.raw("gemeenten", required=False)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value:
-        raise f.fail(f"gemeenten must be a non-empty array of gemeente codes: {value!r}")
-    for code in value:
-        if not isinstance(code, str) or not GEMEENTE.match(code):
-            raise f.fail(f"gemeenten entries must match {GEMEENTE.pattern}: {code!r}")
-    if len(set(value)) != len(value):
-        raise f.fail(f"gemeenten lists a code twice: {value!r}")
-    return tuple(sorted(value))
-
-
-def _presence_dimming(f: _Fields, name: str) -> PresenceDimmingRule:
-    description = f.text("description", default="")
-    zone = ZoneLevel(f.choice("zone", [z.value for z in ZoneLevel]))
-    sensor_kind, sensor_metric, target_kind = _kind_and_metric(f)
-    rule = PresenceDimmingRule(
-        name=name,
-        description=description,
-        zone=zone,
-        sensor_kind=sensor_kind,
-        sensor_metric=sensor_metric,
-        target_kind=target_kind,
-        on_level=f.level("on_level"),
-        off_level=f.level("off_level"),
-        hold_seconds=f.seconds("hold_seconds"),
-        reassert_seconds=f.seconds("reassert_seconds", DEFAULT_REASSERT_SECONDS, allow_zero=True),
-        gemeenten=_gemeenten(f),
-    )
-    f.reject_unknown()
-    return rule
-
-
-RULE_TYPES: dict[str, Callable[[_Fields, str], Rule]] = {
-    "presence_dimming": _presence_dimming,
+SUPPORTED_VERSIONS = (1, FILE_VERSION)
+TOP_KEYS = ("version", "timezone", "schedules", "rules")
+RULE_KEYS = ("name", "description", "kind", "where", "group_by", "values", "when", "for", "clear_when",
+             "clear_for", "cooldown", "reassert", "stale_after", "urgent", "on_activate", "on_clear")
+VALUE_KEYS = ("kind", "metric", "fn", "over", "reduce")
+NAME_PATTERN = ID_PATTERN  # rule names travel in command origins and InfluxDB tags, like device ids
+KIND_CHOICES = (ANY, *sorted(KINDS))
+_ALL_METRICS = frozenset(m for k in KINDS.values() for m in k.metrics)
+# What each where attribute may hold; a value that cannot occur in the registry is a typo.
+_WHERE_CHECKS: dict[str, tuple[Callable[[str], object], str]] = {
+    "gemeente": (GEMEENTE.match, f"a gemeente code ({GEMEENTE.pattern})"),
+    "wijk": (WIJK.match, f"a wijk code ({WIJK.pattern})"),
+    "kind": (KINDS.__contains__, f"a kind ({', '.join(sorted(KINDS))})"),
+    "classification": ({c.value for c in Classification}.__contains__,
+                       f"a classification ({', '.join(c.value for c in Classification)})"),
+    "link": ({"lora", "serial"}.__contains__, "a link (lora, serial)"),
+    "device": (ID_PATTERN.match, f"a device id ({ID_PATTERN.pattern})"),
+    "gateway": (ID_PATTERN.match, f"a gateway id ({ID_PATTERN.pattern})"),
 }
-NAME_PATTERN = ID_PATTERN  # names travel in command origins and InfluxDB tags, like device ids
 
 
-def _rule(table: Any, index: int, source: str) -> Rule:
+def _value(name: str, table: Any, rule: Fields, rule_kind: str) -> ValueSpec:
+    f = Fields(table, rule.where, f"values.{name}", VALUE_KEYS)
+    kind = f.choice("kind", KIND_CHOICES, rule_kind)
+    fn = SeriesFn(f.choice("fn", [s.value for s in SeriesFn], SeriesFn.LAST.value))
+    metric = f.text("metric")
+    if metric == ANY:
+        if fn is not SeriesFn.SILENCE:
+            raise f.fail(f'{f.name("metric")} "*" (every metric) is allowed only with fn = "silence"')
+    else:
+        known = _ALL_METRICS if kind == ANY else KINDS[kind].metrics
+        if metric not in known:
+            raise f.fail(f"{f.name('metric')} must be a metric of {'any kind' if kind == ANY else kind} "
+                         f"({', '.join(sorted(known))}) or \"*\": {show(metric)}")
+    over = None
+    if fn.windowed:
+        if not f.has("over"):
+            raise f.fail(f"{f.name('fn')} {fn.value!r} is a trailing window: it needs over, a duration > 0")
+        over = f.duration("over", 0.0, positive=True)
+    elif f.has("over"):
+        raise f.fail(f"{f.name('over')} is only for the windowed functions "
+                     f"({', '.join(s.value for s in SeriesFn if s.windowed)}), not fn = {fn.value!r}")
+    reduce = Reducer(f.choice("reduce", [r.value for r in Reducer], Reducer.MAX.value))
+    return ValueSpec(name, kind, metric, fn, over, reduce)
+
+
+def _values(f: Fields, rule_kind: str, schedules: dict[str, Schedule]) -> tuple[ValueSpec, ...]:
+    tables = f.mapping("values")
+    if not tables:
+        raise f.fail('values: a rule needs at least one value, e.g. values.x = { metric = "..." }')
+    out = []
+    for name, table in tables.items():
+        if not IDENTIFIER.fullmatch(name) or name in RESERVED:
+            raise f.fail(f"value name {show(name)} must be {expressions.IDENTIFIER_HELP}, "
+                         f"other than {', '.join(sorted(RESERVED))}")
+        if name in schedules:
+            raise f.fail(f"values.{name}: a schedule has that name; values and schedules share the "
+                         "names of the conditions")
+        out.append(_value(name, table, f, rule_kind))
+    return tuple(out)
+
+
+def _where(f: Fields, value_kinds: set[str]) -> dict[str, frozenset[str]]:
+    table = f.table_of("where", ATTRIBUTES, default={})
+    out: dict[str, frozenset[str]] = {}
+    for attribute in ATTRIBUTES:  # in a fixed order, so equal filters compare (and fingerprint) equal
+        if not table.has(attribute):
+            continue
+        allowed, describe = _WHERE_CHECKS[attribute]
+        entries = table.strings(attribute)
+        for entry in entries:
+            if not allowed(entry):
+                raise f.fail(f"where.{attribute} entries must each be {describe}: {show(entry)}")
+        out[attribute] = frozenset(entries)
+    if "kind" in out and ANY not in value_kinds and not value_kinds & out["kind"]:
+        raise f.fail(f"where.kind excludes every kind the values read ({', '.join(sorted(value_kinds))})")
+    return out
+
+
+def _condition(f: Fields, key: str, names: dict[str, ExprType]) -> Expression:
+    text = f.text(key)
+    shown = show(text if len(text) <= 60 else text[:57] + "...")
+    try:
+        tree = expressions.parse(text)
+        kind = expressions.check(tree, names)
+    except ExpressionError as exc:
+        raise f.fail(f"{key} {shown}: {exc}") from None
+    if kind is not ExprType.BOOLEAN:
+        raise f.fail(f"{key} must be a condition (true or false), got a number: {shown}")
+    return Expression(text, tree)
+
+
+def _rule(table: Any, index: int, source: str, schedules: dict[str, Schedule]) -> Rule:
     if not isinstance(table, dict):
-        raise RuleFileError(f"{source}: rules[{index}] must be a table ([[rules]])")
+        raise RuleFileError(f"{source}: rules[{index}] must be a table ([[rules]]): {show(table)}")
     name = table.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise RuleFileError(f"{source}: rules[{index}]: name must match {NAME_PATTERN.pattern}: {name!r}")
-    f = _Fields(table, f"{source}: rule {name!r}")
-    f.used.add("name")
-    rule_type = f.text("type")
-    if rule_type not in RULE_TYPES:
-        raise f.fail(f"unknown type {rule_type!r}; known: {', '.join(sorted(RULE_TYPES))}")
-    return RULE_TYPES[rule_type](f, name)
+        raise RuleFileError(f"{source}: rules[{index}]: name must match {NAME_PATTERN.pattern}: {show(name)}")
+    f = Fields(table, f"{source}: rule {name!r}", "", RULE_KEYS)
+    kind = f.choice("kind", KIND_CHOICES)
+    group_by = f.choice("group_by", ATTRIBUTES)
+    values = _values(f, kind, schedules)
+    value_kinds = {v.kind for v in values}
+    names = {v.name: ExprType.NUMBER for v in values}
+    names.update(dict.fromkeys((*expressions.BUILTINS, *schedules), ExprType.BOOLEAN))
+    return Rule(
+        name=name,
+        kind=kind,
+        group_by=group_by,
+        values=values,
+        when=_condition(f, "when", names),
+        clear_when=_condition(f, "clear_when", names) if f.has("clear_when") else None,
+        for_seconds=f.duration("for", 0.0),
+        clear_for_seconds=f.duration("clear_for", 0.0),
+        cooldown_seconds=f.duration("cooldown", 0.0),
+        reassert_seconds=f.duration("reassert", 0.0),
+        stale_after=f.duration("stale_after", DEFAULT_STALE_AFTER, positive=True),
+        urgent=f.boolean("urgent", False),
+        where=_where(f, value_kinds),
+        on_activate=parse_actions(f, "on_activate", group_by, value_kinds),
+        on_clear=parse_actions(f, "on_clear", group_by, value_kinds),
+        description=f.text("description", "", allow_empty=True),
+    )
 
 
-def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
-    """Parse and validate rule-file text; source names the file in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleFileError(f"{source}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"version", "rules"})
-    if unknown:
-        raise RuleFileError(f"{source}: unknown top-level key{'s' if len(unknown) > 1 else ''} "
-                            f"{', '.join(unknown)}; known: rules, version")
-    if "version" not in data:
-        raise RuleFileError(f"{source}: missing 'version' (this build reads version "
-                            f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
-    version = data["version"]
-    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
-        raise RuleFileError(f"{source}: unsupported version {version!r}; this build reads version "
-                            f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+def _parse_v2(data: dict[str, Any], source: str, migrated_from: int | None) -> RuleSet:
+    message = unknown_keys_message(data, TOP_KEYS)
+    if message:
+        raise RuleFileError(f"{source}: {message.replace('unknown key', 'unknown top-level key', 1)}")
+    timezone = parse_timezone(data.get("timezone"), source)
+    schedules = parse_schedules(data.get("schedules"), source)
     tables = data.get("rules", [])
     if not isinstance(tables, list):
         raise RuleFileError(f"{source}: 'rules' must be an array of tables ([[rules]])")
     rules: list[Rule] = []
     seen: set[str] = set()
     for index, table in enumerate(tables):
-        rule = _rule(table, index, source)
+        rule = _rule(table, index, source, schedules)
         if rule.name in seen:
             raise RuleFileError(f"{source}: rule {rule.name!r}: duplicate name")
         seen.add(rule.name)
         rules.append(rule)
-    return RuleSet(version, tuple(rules), source)
+    return RuleSet(FILE_VERSION, tuple(rules), schedules, timezone, source, migrated_from)
 
 
-def load_rules(path: str | os.PathLike[str]) -> RuleSet:
-    """Read and validate a rule file."""
+def _load_toml(text: str, source: str) -> tuple[dict[str, Any], int]:
+    """The TOML data of a rule file and its (supported) version."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, or an integer too long to convert (over 4300 digits)
+        raise RuleFileError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses on nested arrays and inline tables
+        raise RuleFileError(f"{source}: not valid TOML: nested too deeply") from None
+    versions = ", ".join(map(str, SUPPORTED_VERSIONS))
+    if "version" not in data:
+        raise RuleFileError(f"{source}: missing 'version' (this build reads version {versions})")
+    version = data["version"]
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:  # not true, not 2.0
+        raise RuleFileError(f"{source}: unsupported version {show(version)}; this build reads version {versions}")
+    return data, version
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    """Parse and validate rule-file text (version 2, or version 1 migrated); source names it in errors."""
+    data, version = _load_toml(text, source)
+    if version == 1:
+        ruleset = _parse_v2(migrate_data(data, source), source, migrated_from=1)
+        log.warning("%s: a version-1 rule file, migrated on load; `smartcity rules migrate %s` prints "
+                    "the version-2 equivalent to replace it with", source, source)
+        return ruleset
+    return _parse_v2(data, source, migrated_from=None)
+
+
+def _read(path: str | os.PathLike[str]) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"cannot read rule file {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise RuleFileError(f"{path}: not UTF-8: {exc}") from None
-    return parse_rules(text, str(path))
 
+
+def load_rules(path: str | os.PathLike[str]) -> RuleSet:
+    """Read and validate a rule file."""
+    return parse_rules(_read(path), str(path))
+
+
+def migrate_text(v1_text: str, source: str = "<rules>") -> str:
+    """The version-2 TOML text of a version-1 file; it parses to the rule set the version-1 file loads as."""
+    data, version = _load_toml(v1_text, source)
+    if version != 1:
+        raise RuleFileError(f"{source}: already version {version}; there is nothing to migrate")
+    migrated = migrate_data(data, source)
+    _parse_v2(migrated, source, migrated_from=1)  # the same checks as loading, so the text is loadable
+    name = " ".join(source.split())  # a comment line must not be broken by a newline in the name
+    return to_toml(migrated, f"Migrated from version 1 ({name}) by `smartcity rules migrate`.\n"
+                             "See rules/examples/city-rules.toml for every key of version 2.")
+
+
+def migrate_file(path: str | os.PathLike[str]) -> str:
+    """The version-2 TOML text of a version-1 rule file (what `smartcity rules migrate FILE` prints)."""
+    return migrate_text(_read(path), str(path))

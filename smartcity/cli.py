@@ -24,6 +24,7 @@ SERVICES = {
     "ingest": ("ingest.main", "run an ingest worker (MQTT -> InfluxDB)"),
     "dead-letters": ("ingest.dead_letters_cli", "list what the ingest refused, with reasons"),
     "rules": ("rules.main", "run a rules worker (readings -> commands)"),
+    "alarms": ("rules.alarm_cli", "list and acknowledge the rules' alarms"),
     "api": ("api.main", "serve the open-data and operator API"),
 }
 

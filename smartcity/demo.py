@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--influx-port", type=int, default=0, help="InfluxDB HTTP port (default: a free one)")
     parser.add_argument("--api-port", type=int, default=0, help="API port (default: 8000 if free)")
     parser.add_argument("--rules", default=None,
-                        help="rule file (default: rules/examples/presence-lighting.toml)")
+                        help="rule file (default: rules/examples/city-rules.toml)")
     parser.add_argument("--report-interval", type=float, default=2.0,
                         help="seconds between simulated device reports (real devices: 10-15 min)")
     parser.add_argument("--busy-seconds", type=float, default=20.0, help="simulated people about, per cycle")
@@ -115,7 +115,8 @@ class Demo:
                                               "--state-dir", str(self.state)], gateway)
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules] if self.args.rules else []
-        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", *rules], "rules")
+        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
+                      "rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], None)

@@ -18,19 +18,18 @@ from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
 
+# Presence in the last 1.2 s (a window of 12 buckets of 0.1 s) -> 100 %, else 20 %.
 FAST_RULES = """
-version = 1
+version = 2
 [[rules]]
 name = "presence-lighting"
-type = "presence_dimming"
-zone = "wijk"
-sensor_kind = "occupancy"
-sensor_metric = "presence"
-target_kind = "street_light"
-on_level = 100
-off_level = 20
-hold_seconds = 1.5
-reassert_seconds = 0
+kind = "occupancy"
+group_by = "wijk"
+values.present = { metric = "presence", fn = "max", over = 1.2 }
+when = "present > 0"
+urgent = true
+on_activate = [{ command = "dim", params = { level = 100 }, targets = { kind = "street_light" } }]
+on_clear = [{ command = "dim", params = { level = 20 }, targets = { kind = "street_light" } }]
 """
 
 
@@ -66,7 +65,8 @@ def pipeline(request, tmp_path, broker, influxd, influx, demo_registry):  # noqa
                                "--rg15-poll-interval", "0.5", "--state-dir", str(tmp_path / "state")], gw)
     service("ingest", ["ingest", "--worker", "e2e", "--state-dir", str(tmp_path / "state"), "--max-latency", "0.1"],
             "ingest")
-    service("rules", ["rules", "--rules", str(rules), "--client-id", "e2e-rules", "--evaluate-interval", "0.2"],
+    service("rules", ["rules", "--rules", str(rules), "--client-id", "e2e-rules", "--tick", "0.05",
+                      "--state-dir", str(tmp_path / "state")],
             "rules")
     yield {"sim": sim, "children": children, "port_map": json.loads(port_map.read_text())}
     for child in children:
