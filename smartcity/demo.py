@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import rules
 from core.influx import InfluxClient, InfluxConfig, InfluxError
 from core.kinds import KINDS
 from core.registry import load
@@ -26,6 +27,7 @@ from deploy.processes import ChildProcess, ServiceError, free_port, new_password
 from edge.lora_keys import KeyRing
 
 SERVICE_USERS = ("ingest", "rules", "operator")
+DEMO_RULES = Path(rules.__file__).resolve().parent / "examples" / "demo-rules.toml"
 PROGRESS_INTERVAL = 10.0
 
 
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--influx-port", type=int, default=0, help="InfluxDB HTTP port (default: a free one)")
     parser.add_argument("--api-port", type=int, default=0, help="API port (default: 8000 if free)")
     parser.add_argument("--rules", default=None,
-                        help="rule file (default: rules/examples/city-rules.toml)")
+                        help="rule file (default: rules/examples/demo-rules.toml, the city's rules, short durations)")
     parser.add_argument("--report-interval", type=float, default=2.0,
                         help="seconds between simulated device reports (real devices: 10-15 min)")
     parser.add_argument("--busy-seconds", type=float, default=20.0, help="simulated people about, per cycle")
@@ -114,7 +116,7 @@ class Demo:
                                               "--port-map", str(port_map),
                                               "--state-dir", str(self.state)], gateway)
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
-        rules = ["--rules", self.args.rules] if self.args.rules else []
+        rules = ["--rules", self.args.rules or str(DEMO_RULES)]
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
                       "rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())

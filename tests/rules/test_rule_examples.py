@@ -187,3 +187,15 @@ def test_where_accepts_every_attribute() -> None:
 def test_several_rules_keep_file_order() -> None:
     text = rule_file() + "\n" + to_toml({"rules": [{**BASE_RULE, "name": "a.b-c_1"}]})
     assert [r.name for r in parse_rules(text).rules] == ["rain", "a.b-c_1"]
+
+
+def test_demo_rules_are_the_city_rules_with_short_durations() -> None:
+    examples = Path(__file__).parents[2] / "rules" / "examples"
+    city, demo = load_rules(examples / "city-rules.toml"), load_rules(examples / "demo-rules.toml")
+    assert [r.name for r in demo.rules] == [r.name for r in city.rules]
+    for c, d in zip(city.rules, demo.rules, strict=True):
+        assert (d.values, d.where, d.group_by, d.on_activate, d.on_clear) == \
+               (c.values, c.where, c.group_by, c.on_activate, c.on_clear), c.name
+        assert d.for_seconds <= c.for_seconds and d.clear_for_seconds <= c.clear_for_seconds, c.name
+    silent = {r.name: r.when.text for r in demo.rules}["device-silent"]
+    assert silent == "silence > 300"
