@@ -110,6 +110,35 @@ class ActionDispatcher:
         """Use a new layout (after a reload of the rules or the registry)."""
         self._index = _index(slots)  # one assignment: a dispatch in progress keeps the layout it started with
 
+    def reconcile_alarms(self, slots: dict[tuple[str, str], bool], rules: set[str], now: float) -> int:
+        """Clear open alarms no slot will ever clear: the rule is gone, or its slot here is inactive.
+
+        A reload that changes a rule's condition starts its slots afresh (inactive), and a removed
+        rule has no slots: either way the alarm's clear would never come. An alarm of a group this
+        worker does not hold (another partition's) is left alone. Returns how many were cleared.
+        """
+        if self.alarms is None:
+            return 0
+        cleared = 0
+        try:
+            for alarm in self.alarms.open_alarms():
+                key = (alarm.rule, alarm.group)
+                if alarm.rule in rules and slots.get(key, True):
+                    continue  # still active here, or a group of another worker
+                if self.alarms.clear(alarm.rule, alarm.group, now) is None:
+                    continue
+                cleared += 1
+                log.info("alarm %d of rule %s group %s cleared: %s", alarm.id, alarm.rule, alarm.group,
+                         "the rule is gone" if alarm.rule not in rules else "its slot restarted inactive")
+                if self.events is not None:
+                    self.events.alarm(alarm.rule, alarm.group, alarm.severity, AlarmState.CLEARED, at=now,
+                                      alarm_id=alarm.id, text=alarm.text)
+        except AlarmStoreError as exc:
+            self.totals.alarm_failures += 1
+            log.error("open alarms not reconciled: %s", exc)
+        self.totals.alarms_cleared += cleared
+        return cleared
+
     def dispatch(self, transitions: Sequence[Transition], now: float) -> DispatchCounts:
         """Carry out the actions of the transitions, in order; returns what was done."""
         index = self._index

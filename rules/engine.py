@@ -229,6 +229,12 @@ class Engine:
         active = bool(self.machine.active[j])
         return Transition(rs.rule.name, rs.groups[s], event, active, now, values)
 
+    def slot_states(self) -> dict[tuple[str, str], bool]:
+        """(rule, group) -> whether that slot is active, for every slot (alarm reconciliation)."""
+        active = self.machine.active
+        return {(rs.rule.name, g): bool(active[int(self.rule_start[r]) + s])
+                for r, rs in enumerate(self.slots) for s, g in enumerate(rs.groups)}
+
     # ---- state across restarts and reloads ----
 
     def snapshot(self) -> dict[str, Any]:

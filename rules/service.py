@@ -126,6 +126,8 @@ class RulesService:
 
     def start(self) -> None:
         """Start the helpers, the threads, and connect."""
+        # Alarms left open by an earlier run whose slots restarted inactive would never clear.
+        self._reconcile_alarms(self.runtime, self._last_now)
         for helper in (self._webhooks, self._events):
             if helper is not None:
                 helper.start()
@@ -255,6 +257,10 @@ class RulesService:
                               what, where, self._errors_log.take_suppressed())
             return None
 
+    def _reconcile_alarms(self, runtime: Runtime, now: float) -> None:
+        self._guard("alarm reconciliation", lambda: self.dispatcher.reconcile_alarms(
+            runtime.engine.slot_states(), {r.name for r in runtime.ruleset.rules}, now))
+
     def _swap(self, new: Runtime, now: float) -> None:
         """Carry the state of the running build over into new and make it the running one."""
         old = self.runtime
@@ -268,6 +274,7 @@ class RulesService:
             self.dispatcher.rebind(old.engine.slots)
             return
         fold_staged(new, self.intake.swap(new), previous=old)  # what arrived since the snapshot above
+        self._reconcile_alarms(new, now)
         self.metrics.evaluator.reloads += 1
         self._resubscribe(old.topics, new.topics)
         log.info("rules reloaded (build %d): %d rules, %d series, %d slots, %d gateways", new.generation,
