@@ -50,7 +50,8 @@ class Columns:
         return len(self.names)
 
 
-def _number(value: Any, key: str) -> float:
+def finite_number(value: Any, key: str) -> float:
+    """value as a finite float, or ValueError naming the key (bools are not numbers)."""
     number = finite_float(value)
     if number is None:
         raise ValueError(f"'{key}' must be a finite number: {str(value)[:40]}")
@@ -68,7 +69,8 @@ def parse_pack(payload: bytes | bytearray | memoryview | str) -> list[Any]:
     return data
 
 
-def _seq(first: Any) -> int | None:
+def batch_seq(first: Any) -> int | None:
+    """The batch sequence number of contract v1 (in the first record), or None; SenMLError if malformed."""
     if type(first) is not dict or "seq" not in first:
         return None
     seq = first["seq"]
@@ -82,7 +84,7 @@ def _seq(first: Any) -> int | None:
 def decode_columns(payload: bytes | bytearray | memoryview | str, now: float | None = None) -> Columns:  # noqa: PLR0915
     """Decode a pack into columns; bad records go to Columns.errors, the good ones are kept."""
     data = parse_pack(payload)
-    cols = Columns(_seq(data[0]))
+    cols = Columns(batch_seq(data[0]))
     names, values, times, units, errors = cols.names, cols.values, cols.times, cols.units, cols.errors
     base_name = ""
     base_time = 0.0
@@ -100,7 +102,7 @@ def decode_columns(payload: bytes | bytearray | memoryview | str, now: float | N
                     raise ValueError(f"'bn' must be a string: {bn!r}")
                 base_name = bn
             if "bt" in rec:
-                base_time = _number(rec["bt"], "bt")
+                base_time = finite_number(rec["bt"], "bt")
             if "bu" in rec:
                 bu = rec["bu"]
                 if bu is not None and type(bu) is not str:
@@ -108,9 +110,9 @@ def decode_columns(payload: bytes | bytearray | memoryview | str, now: float | N
                 base_unit = bu or None
             value: Value | None = rec.get("v")
             if value is not None:
-                # The common case inline (a finite float); ints, bools and the rest go to _number.
+                # The common case inline (a finite float); ints, bools and the rest go to finite_number.
                 if type(value) is not float or not -_INF < value < _INF:
-                    value = _number(value, "v")
+                    value = finite_number(value, "v")
             elif "vb" in rec:
                 value = rec["vb"]
                 if type(value) is not bool:
@@ -132,7 +134,7 @@ def decode_columns(payload: bytes | bytearray | memoryview | str, now: float | N
             elif type(t) is float and -_INF < t < _INF:
                 when = base_time + t
             else:
-                when = base_time + _number(t, "t")
+                when = base_time + finite_number(t, "t")
             if when < RELATIVE_TIME_LIMIT:
                 when += received
             if not -MAX_ABS_TIME < when < MAX_ABS_TIME:

@@ -25,7 +25,7 @@ import numpy as np
 from msgspec import UNSET, UnsetType
 from numpy.typing import NDArray
 
-from core.senml_columns import MAX_ABS_TIME, RELATIVE_TIME_LIMIT, SenMLError, _number, _seq, parse_pack
+from core.senml_columns import MAX_ABS_TIME, RELATIVE_TIME_LIMIT, SenMLError, batch_seq, finite_number, parse_pack
 
 __all__ = ["MAX_ERRORS", "Selected", "SenMLError", "decode_selected", "decode_selected_msgspec",
            "decode_selected_orjson"]
@@ -69,7 +69,7 @@ def _raise_unnamed(rec: dict[str, Any]) -> NoReturn:
     value = rec.get("v")
     if value is not None:
         if type(value) is not float or not -_INF < value < _INF:
-            _number(value, "v")
+            finite_number(value, "v")
     elif "vb" in rec:
         if type(rec["vb"]) is not bool:
             raise ValueError(f"'vb' must be a boolean: {rec['vb']!r}")
@@ -223,7 +223,7 @@ def decode_selected_orjson(payload: bytes | bytearray | memoryview | str, names:
                            now: float | None = None) -> Selected:
     """decode_selected by orjson: reads every pack, with a message per bad record and SenMLError."""
     data = parse_pack(payload)
-    out = Selected(_seq(data[0]), records=len(data))
+    out = Selected(batch_seq(data[0]), records=len(data))
     errors = out.errors
     series: list[int] = []
     values: list[float] = []
@@ -247,7 +247,7 @@ def decode_selected_orjson(payload: bytes | bytearray | memoryview | str, names:
                     raise ValueError(f"'bn' must be a string: {bn!r}")
                 base_name = bn
             if "bt" in rec:
-                base_time = _number(rec["bt"], "bt")
+                base_time = finite_number(rec["bt"], "bt")
             if "bu" in rec:
                 bu = rec["bu"]
                 if bu is not None and type(bu) is not str:
@@ -268,7 +268,7 @@ def decode_selected_orjson(payload: bytes | bytearray | memoryview | str, names:
             string = False
             if value is not None:
                 if type(value) is not float or not -_INF < value < _INF:
-                    value = _number(value, "v")
+                    value = finite_number(value, "v")
             elif "vb" in rec:
                 value = rec["vb"]
                 if type(value) is not bool:
@@ -286,7 +286,7 @@ def decode_selected_orjson(payload: bytes | bytearray | memoryview | str, names:
             elif type(t) is float and -_INF < t < _INF:
                 when = base_time + t
             else:
-                when = base_time + _number(t, "t")
+                when = base_time + finite_number(t, "t")
             if when < RELATIVE_TIME_LIMIT:
                 when += received
             if not -MAX_ABS_TIME < when < MAX_ABS_TIME:

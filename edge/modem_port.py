@@ -1,8 +1,9 @@
 """What the LoRa modem drivers share: the serial link's lifecycle, a locked time-bounded send, and the
 FIFO that matches the modem's replies to the commands written.
 
-RN2483Port and RAK3172Port differ in their protocol (initialisation, receive, transmit). Each
-subclass builds ``_link`` in its constructor and implements ``_transmit(frame, deadline)``; a
+RN2483Port and RAK3172Port differ in their protocol (initialisation, receive, the commands of a
+transmission). Each subclass builds ``_link`` in its constructor and fills in the transmit hooks
+(``_rx_stop``, ``_tx_command``, ``_stop_accepted``, ...) of the shared ``_transmit``; a
 command is written under ``_cond`` after its reply slot was appended to ``_pending``, so replies are
 matched in the order the modem gives them, whichever thread sent the command.
 """
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from edge.serial_link import LinkError, LogLimiter, SerialLink
+from core.log_limit import LogLimiter
+from edge.serial_link import LinkError, SerialLink
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,58 @@ class ModemPort(Generic[E]):
             self.tx_failed += 1
         return ok
 
+    # --- the transmit sequence both modules follow; the protocol fills in the hooks below ---
+
     def _transmit(self, frame: bytes, deadline: float) -> bool:
+        """Stop the receiver, send the frame, wait for the modem's outcome; re-arm the receiver after."""
+        try:
+            with self._cond:
+                self._transmitting = True
+                stop = self._command(self._rx_stop)
+            reply = self._reply(stop, deadline)
+            if not self._stop_accepted(reply):
+                log.warning("%s: %s answered %s", self._link.name, self._rx_stop, self._describe(reply))
+                return False
+            with self._cond:
+                tx = self._command(self._tx_command(frame), transmit=True)
+            reply = self._reply(tx, deadline)
+            if not self._tx_accepted(reply):
+                log.warning("%s: %s rejected: %s", self._link.name, self._tx_name, self._describe(reply))
+                return False
+            if not tx.finished.wait(max(0.0, deadline - time.monotonic())):
+                raise ReplyTimeoutError(f"no {self._tx_outcome_name}")
+            return self._tx_succeeded(tx.outcome)
+        except ReplyTimeoutError as exc:
+            # A reply that never came leaves the reply FIFO out of step with the modem: start over.
+            self._link.request_reconnect(f"modem did not answer in time ({exc})")
+            return False
+        except LinkError as exc:
+            log.warning("%s: transmit failed: %s", self._link.name, exc)
+            return False
+        finally:
+            self._end_transmit()
+
+    _rx_stop: str  # the command that stops the receiver before a transmission
+    _tx_name: str  # the transmit command's name, for messages
+    _tx_outcome_name: str  # the modem's line that ends a transmission, for the timeout message
+
+    def _stop_accepted(self, reply: E | None) -> bool:
         raise NotImplementedError
+
+    def _tx_command(self, frame: bytes) -> str:
+        raise NotImplementedError
+
+    def _tx_accepted(self, reply: E | None) -> bool:
+        raise NotImplementedError
+
+    def _tx_succeeded(self, outcome: E | None) -> bool:
+        raise NotImplementedError
+
+    def _end_transmit(self) -> None:
+        raise NotImplementedError
+
+    def _describe(self, reply: E | None) -> str:
+        return "no reply (port closed)" if reply is None else type(reply).__name__
 
     # --- the command/reply FIFO ---
 

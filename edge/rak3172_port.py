@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge.modem_port import ModemPort, ReplyTimeoutError
+from edge.modem_port import ModemPort
 from edge.rak3172 import AtError, Ok, Rak3172Parser, RakError, RakEvent, Received, RxTimeout, TxDone
 from edge.serial_link import Backoff, LinkError, SerialFactory, SerialLink, open_serial
 
@@ -132,33 +132,24 @@ class RAK3172Port(ModemPort[RakEvent]):
 
     # --- transmit path (caller's thread) ---
 
-    def _transmit(self, frame: bytes, deadline: float) -> bool:
-        try:
-            with self._cond:
-                self._transmitting = True
-                stop = self._command(RECEIVE_STOP)
-            reply = self._reply(stop, deadline)
-            if not isinstance(reply, Ok):
-                log.warning("%s: %s answered %s", self._link.name, RECEIVE_STOP, _name(reply))
-                return False
-            with self._cond:
-                tx = self._command(f"AT+PSEND={frame.hex().upper()}", transmit=True)
-            reply = self._reply(tx, deadline)
-            if not isinstance(reply, Ok):
-                log.warning("%s: AT+PSEND rejected: %s", self._link.name, _name(reply))
-                return False
-            if not tx.finished.wait(max(0.0, deadline - time.monotonic())):
-                raise ReplyTimeoutError("no +EVT:TXP2P DONE")
-            return isinstance(tx.outcome, TxDone)
-        except ReplyTimeoutError as exc:
-            # A reply that never came leaves the reply FIFO out of step with the module: start over.
-            self._link.request_reconnect(f"module did not answer in time ({exc})")
-            return False
-        except LinkError as exc:
-            log.warning("%s: transmit failed: %s", self._link.name, exc)
-            return False
-        finally:
-            self._end_transmit()
+    _rx_stop = RECEIVE_STOP
+    _tx_name = "AT+PSEND"
+    _tx_outcome_name = "+EVT:TXP2P DONE"
+
+    def _stop_accepted(self, reply: RakEvent | None) -> bool:
+        return isinstance(reply, Ok)
+
+    def _tx_command(self, frame: bytes) -> str:
+        return f"AT+PSEND={frame.hex().upper()}"
+
+    def _tx_accepted(self, reply: RakEvent | None) -> bool:
+        return isinstance(reply, Ok)
+
+    def _tx_succeeded(self, outcome: RakEvent | None) -> bool:
+        return isinstance(outcome, TxDone)
+
+    def _describe(self, reply: RakEvent | None) -> str:
+        return _name(reply)
 
     def _end_transmit(self) -> None:
         with self._cond:

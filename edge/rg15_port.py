@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from core.log_limit import LogLimiter
 from edge.rg15 import RG15Error, RG15Info, RG15Reading, parse_line
-from edge.serial_link import Backoff, LogLimiter, SerialFactory, SerialLink, open_serial
+from edge.serial_link import Backoff, SerialFactory, SerialLink, open_serial
 
 log = logging.getLogger(__name__)
 

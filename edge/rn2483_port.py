@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from edge.modem_port import ModemPort, ReplyTimeoutError
+from edge.modem_port import ModemPort
 from edge.rn2483 import (
     Busy,
     InvalidParam,
@@ -68,32 +68,22 @@ class RN2483Port(ModemPort[ModemEvent]):
 
     # --- transmit path (caller's thread) ---
 
-    def _transmit(self, frame: bytes, deadline: float) -> bool:
-        try:
-            with self._cond:
-                self._transmitting = True
-                stop = self._command("radio rxstop")
-            # invalid_param: nothing to stop (firmware before rxstop existed says so too); go on.
-            if not isinstance(self._reply(stop, deadline), Ok | InvalidParam):
-                return False
-            with self._cond:
-                tx = self._command(f"radio tx {frame.hex().upper()}", transmit=True)
-            reply = self._reply(tx, deadline)
-            if not isinstance(reply, Ok):
-                log.warning("%s: radio tx rejected: %s", self._link.name, type(reply).__name__)
-                return False
-            if not tx.finished.wait(max(0.0, deadline - time.monotonic())):
-                raise ReplyTimeoutError("no radio_tx_ok / radio_err")
-            return isinstance(tx.outcome, RadioTxOk)
-        except ReplyTimeoutError as exc:
-            # A reply that never came leaves the reply FIFO out of step with the modem: reset it.
-            self._link.request_reconnect(f"modem did not answer in time ({exc})")
-            return False
-        except LinkError as exc:
-            log.warning("%s: transmit failed: %s", self._link.name, exc)
-            return False
-        finally:
-            self._end_transmit()
+    _rx_stop = "radio rxstop"
+    _tx_name = "radio tx"
+    _tx_outcome_name = "radio_tx_ok / radio_err"
+
+    def _stop_accepted(self, reply: ModemEvent | None) -> bool:
+        # invalid_param: nothing to stop (firmware before rxstop existed says so too); go on.
+        return isinstance(reply, Ok | InvalidParam)
+
+    def _tx_command(self, frame: bytes) -> str:
+        return f"radio tx {frame.hex().upper()}"
+
+    def _tx_accepted(self, reply: ModemEvent | None) -> bool:
+        return isinstance(reply, Ok)
+
+    def _tx_succeeded(self, outcome: ModemEvent | None) -> bool:
+        return isinstance(outcome, RadioTxOk)
 
     def _end_transmit(self) -> None:
         with self._cond:

@@ -77,24 +77,6 @@ class Backoff:
         self.attempt = 0
 
 
-class LogLimiter:
-    """Allows one log record per interval and counts the ones it held back (no log floods)."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._next = 0.0
-        self.suppressed = 0
-
-    def allow(self) -> bool:
-        """True if a record may be logged now; otherwise counts it as suppressed."""
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self.interval
-            return True
-        self.suppressed += 1
-        return False
-
-
 class SerialLink:
     """Reads lines from a serial port on its own thread and reconnects when the device goes away.
 

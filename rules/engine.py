@@ -44,6 +44,7 @@ class Engine:
         self.ruleset = ruleset
         self.registry = registry
         self.slots: tuple[RuleSlots, ...] = lay_out(ruleset, registry)
+        self._rule_order = {rs.rule.name: r for r, rs in enumerate(self.slots)}  # transitions sort by it
         self.counters: dict[str, int] = {"late_for_window": 0}
         self.last_now = float(now)
         self._index_series(float(now))
@@ -215,7 +216,7 @@ class Engine:
         out = [self._transition(j, Event.ACTIVATE, now) for j in fired.tolist()]
         out += [self._transition(j, Event.CLEAR, now) for j in dropped.tolist()]
         out += [self._transition(j, Event.REASSERT, now) for j in again.tolist()]
-        order = {rs.rule.name: r for r, rs in enumerate(self.slots)}
+        order = self._rule_order
         out.sort(key=lambda t: (order[t.rule], t.group))
         return out
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core import topics
+from core.log_limit import LogLimiter
 from core.senml_select import SenMLError, decode_selected
 from core.topics import Channel, TopicError
 from rules.service_build import Runtime, remap
@@ -37,29 +37,6 @@ class Staged:
     values: NDArray[np.float64]
     times: NDArray[np.float64]
     received: float
-
-
-class LogLimiter:
-    """Allows one log line per interval for a recurring problem; counts what it held back."""
-
-    def __init__(self, interval: float = 60.0) -> None:
-        self.interval = interval
-        self._next = 0.0
-        self.suppressed = 0
-
-    def allow(self) -> bool:
-        """True if a line may be logged now (then the held-back count starts again)."""
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self.interval
-            return True
-        self.suppressed += 1
-        return False
-
-    def take_suppressed(self) -> int:
-        """How many lines were held back since the last allowed one."""
-        n, self.suppressed = self.suppressed, 0
-        return n
 
 
 class Intake:

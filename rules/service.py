@@ -27,13 +27,14 @@ import paho.mqtt.client as paho
 
 from core import topics
 from core.errors import ConfigError
+from core.log_limit import LogLimiter
 from core.mqtt_service import MqttLink
 from core.registry import Registry, WatchedRegistry
 from core.settings import MqttSettings
 from core.topics import Channel
 from rules.actions import ActionDispatcher
 from rules.alarm_store import AlarmStore
-from rules.intake import Intake, LogLimiter, fold_staged
+from rules.intake import Intake, fold_staged
 from rules.partition import Partition
 from rules.rule_events import RuleEventWriter
 from rules.rule_file import load_rules

@@ -10,7 +10,8 @@ from collections import deque
 import pytest
 import serial
 
-from edge.serial_link import MAX_LINE, Backoff, LinkError, LogLimiter, SerialLink
+from core.log_limit import LogLimiter
+from edge.serial_link import MAX_LINE, Backoff, LinkError, SerialLink
 from tests.firmware_sim.support import wait_for
 
 

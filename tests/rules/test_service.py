@@ -1,6 +1,6 @@
 """The rules service against real mosquitto: readings in, commands out, and the defects of the rules issue.
 
-RulesHarness (and the helpers above it) are what the other test_service_* modules build their ``env`` on.
+RulesHarness (and the helpers above it) is what tests/rules/conftest.py builds every service test's ``env`` on.
 """
 
 import json
@@ -126,13 +126,6 @@ class RulesHarness:
     def close(self):
         for service in self._started:
             service.stop()
-
-
-@pytest.fixture
-def env(broker, mqtt_client, tmp_path):
-    harness = RulesHarness(broker, mqtt_client, tmp_path)
-    yield harness
-    harness.close()
 
 
 def value(service, name):

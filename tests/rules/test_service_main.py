@@ -15,16 +15,9 @@ from core.settings import mqtt_to_env
 from deploy.processes import spawn
 from rules.rule_file import parse_rules
 from tests.conftest import settings_for, wait_for
-from tests.rules.test_service import RulesHarness, presence, rules_text
+from tests.rules.test_service import presence, rules_text
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env(broker, mqtt_client, tmp_path):
-    harness = RulesHarness(broker, mqtt_client, tmp_path)
-    yield harness
-    harness.close()
 
 
 def rules_cli(*args, env=None):

@@ -6,16 +6,9 @@ import pytest
 
 from core.errors import ConfigError
 from tests.conftest import wait_for
-from tests.rules.test_service import WIJK_LIGHTS, RulesHarness, presence, value
+from tests.rules.test_service import WIJK_LIGHTS, presence, value
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def env(broker, mqtt_client, tmp_path):
-    harness = RulesHarness(broker, mqtt_client, tmp_path)
-    yield harness
-    harness.close()
 
 
 SENSORS = {"gw-vs-01": ["vs-oc-101", "vs-oc-201"], "gw-ws-01": ["ws-oc-101", "ws-oc-201"]}

@@ -9,16 +9,9 @@ import pytest
 from core.registry import load
 from rules import service as service_module
 from tests.conftest import wait_for
-from tests.rules.test_service import RulesHarness, presence, rules_text, value
+from tests.rules.test_service import presence, rules_text, value
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def env(broker, mqtt_client, tmp_path):
-    harness = RulesHarness(broker, mqtt_client, tmp_path)
-    yield harness
-    harness.close()
 
 
 def rewrite(path, text):

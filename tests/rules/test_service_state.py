@@ -7,16 +7,9 @@ import pytest
 from core.errors import ConfigError
 from rules import snapshot_file
 from tests.conftest import wait_for
-from tests.rules.test_service import RulesHarness, presence, rules_text, value
+from tests.rules.test_service import presence, rules_text, value
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def env(broker, mqtt_client, tmp_path):
-    harness = RulesHarness(broker, mqtt_client, tmp_path)
-    yield harness
-    harness.close()
 
 
 HOLD = 3.0
