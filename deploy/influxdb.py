@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.processes import ChildProcess, find_binary, free_port, spawn, wait_until
+from deploy.processes import ChildProcess, ServiceError, find_binary, free_port, spawn, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ class Influxd:
                                f"{resp.status_code} {errors or body.get('error')}")
 
 
+PORT_ATTEMPTS = 3  # tries with freshly chosen ports when one was taken meanwhile
+
+
 def start_influxd(state_dir: Path, *, http_port: int | None = None, rpc_port: int | None = None,
                   host: str = "127.0.0.1", timeout: float = 30.0,
                   admin: tuple[str, str] | None = None) -> Influxd:
@@ -91,21 +94,30 @@ def start_influxd(state_dir: Path, *, http_port: int | None = None, rpc_port: in
     binary = find_binary("influxd", "apt-get install influxdb (scripts/demo and scripts/test do this)")
     base = state_dir / "influxdb"
     base.mkdir(parents=True, exist_ok=True)
-    http_port = http_port or free_port(host)
-    rpc_port = rpc_port or free_port(host)
     conf = base / "influxdb.conf"
-    conf.write_text(influxd_config(base, host=host, http_port=http_port, rpc_port=rpc_port,
-                                   auth=admin is not None))
-    child = spawn("influxd", [binary, "-config", str(conf)], base / "influxd.log")
-    url = f"http://{host}:{http_port}"
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        http, rpc = http_port or free_port(host), rpc_port or free_port(host)
+        conf.write_text(influxd_config(base, host=host, http_port=http, rpc_port=rpc, auth=admin is not None))
+        child = spawn("influxd", [binary, "-config", str(conf)], base / "influxd.log")
+        url = f"http://{host}:{http}"
 
-    def ready() -> bool:
+        def ready(url: str = url) -> bool:
+            try:
+                return httpx.get(f"{url}/ping", timeout=0.5).status_code == 204
+            except httpx.HTTPError:
+                return False
+
         try:
-            return httpx.get(f"{url}/ping", timeout=0.5).status_code == 204
-        except httpx.HTTPError:
-            return False
-
-    wait_until(child, ready, timeout)
+            wait_until(child, ready, timeout)
+            break
+        except ServiceError:
+            # A free port can be taken by another process before influxd binds it (seen in CI, with
+            # tests starting servers side by side): with ports of our choosing, choose again.
+            taken = "address already in use" in child.log_tail()
+            if not taken or (http_port and rpc_port) or attempt == PORT_ATTEMPTS:
+                raise
+            log.warning("influxd: a chosen port was taken before it bound; choosing others (attempt %d)", attempt)
+    http_port, rpc_port = http, rpc
     server = Influxd(url, child, http_port, rpc_port, state_dir, admin)
     if admin is not None:
         marker = base / ".admin-created"
