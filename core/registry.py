@@ -2,8 +2,10 @@
 
 Each Feature is a Point with ``properties.role`` either ``gateway`` or ``device``. Devices
 name their ``kind`` (see core.kinds), ``gateway``, CBS ``gemeente``/``wijk`` codes, and how
-the gateway reaches them: ``link`` = ``lora`` with an 8-hex-digit ``address``, or ``serial``
-with a ``port`` name the gateway's port map resolves. ``classification`` defaults to the kind's.
+the gateway reaches them: ``link`` = ``lora`` (point-to-point through the gateway's own modem) with
+an 8-hex-digit ``address``, ``lorawan`` (through a LoRaWAN network server) with a 16-hex-digit
+``dev_eui``, or ``serial`` with a ``port`` name the gateway's port map resolves.
+``classification`` defaults to the kind's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 GEMEENTE = re.compile(r"^GM\d{4}$")
 WIJK = re.compile(r"^WK\d{6}$")
 LORA_ADDRESS = re.compile(r"^[0-9A-F]{8}$")
+DEV_EUI = re.compile(r"^[0-9A-F]{16}$")
+LINKS = ("lora", "lorawan", "serial")
 
 
 class RegistryError(ConfigError):
@@ -60,6 +64,7 @@ class Device:
     link: str
     address: str | None = None  # LoRa address, upper-case hex
     port: str | None = None  # serial port name in the gateway's port map
+    dev_eui: str | None = None  # LoRaWAN DevEUI, upper-case hex (link == "lorawan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,33 @@ def _point(feature: dict[str, Any], where: str) -> tuple[float, float]:
     return lon, lat
 
 
+def _device(ident: str, props: dict[str, Any], lon: float, lat: float, where: str) -> Device:
+    """One device feature's properties, validated."""
+    kind = _str(props, "kind", where)
+    if kind not in KINDS:
+        raise RegistryError(f"{where}: unknown kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    try:
+        classification = Classification(props.get("classification", KINDS[kind].classification))
+    except ValueError:
+        raise RegistryError(f"{where}: classification must be one of "
+                            f"{', '.join(c.value for c in Classification)}") from None
+    link = _str(props, "link", where)
+    address = port = dev_eui = None
+    if link == "lora":
+        address = _str(props, "address", where, LORA_ADDRESS)
+    elif link == "lorawan":
+        dev_eui = _str(props, "dev_eui", where, DEV_EUI)
+    elif link == "serial":
+        port = _str(props, "port", where)
+    else:
+        raise RegistryError(f"{where}: link must be one of {', '.join(LINKS)}, got {link!r}")
+    return Device(
+        ident, str(props.get("name", ident)), kind, _str(props, "gateway", where),
+        _str(props, "gemeente", where, GEMEENTE), _str(props, "wijk", where, WIJK),
+        lon, lat, classification, link, address, port, dev_eui,
+    )
+
+
 def parse(data: Any) -> Registry:
     """Build a Registry from parsed GeoJSON; raises RegistryError on the first problem found."""
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection" \
@@ -123,27 +155,7 @@ def parse(data: Any) -> Registry:
             gateways[ident] = Gateway(ident, str(props.get("name", ident)),
                                       _str(props, "gemeente", where, GEMEENTE), lon, lat)
         elif role == "device":
-            kind = _str(props, "kind", where)
-            if kind not in KINDS:
-                raise RegistryError(f"{where}: unknown kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-            try:
-                classification = Classification(props.get("classification", KINDS[kind].classification))
-            except ValueError:
-                raise RegistryError(f"{where}: classification must be one of "
-                                    f"{', '.join(c.value for c in Classification)}") from None
-            link = _str(props, "link", where)
-            address = port = None
-            if link == "lora":
-                address = _str(props, "address", where, LORA_ADDRESS)
-            elif link == "serial":
-                port = _str(props, "port", where)
-            else:
-                raise RegistryError(f"{where}: link must be 'lora' or 'serial', got {link!r}")
-            devices[ident] = Device(
-                ident, str(props.get("name", ident)), kind, _str(props, "gateway", where),
-                _str(props, "gemeente", where, GEMEENTE), _str(props, "wijk", where, WIJK),
-                lon, lat, classification, link, address, port,
-            )
+            devices[ident] = _device(ident, props, lon, lat, where)
         else:
             raise RegistryError(f"{where}: role must be 'gateway' or 'device', got {role!r}")
     for d in devices.values():
@@ -155,6 +167,12 @@ def parse(data: Any) -> Registry:
             other = seen.setdefault((d.gateway, d.address), d.id)
             if other != d.id:
                 raise RegistryError(f"devices {other!r} and {d.id!r} share LoRa address {d.address}")
+    eui: dict[str, str] = {}
+    for d in devices.values():
+        if d.dev_eui is not None:
+            other = eui.setdefault(d.dev_eui, d.id)
+            if other != d.id:
+                raise RegistryError(f"devices {other!r} and {d.id!r} share DevEUI {d.dev_eui}")
     return Registry(gateways, devices, map_year)
 
 

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.commands import Ack, AckStatus, Action, Command, CommandError, dim_level
-from core.registry import Device
+from edge.edge_device import EdgeDevice
 
 log = logging.getLogger(__name__)
 
 # Sends a downlink to one device; True once the radio confirmed transmission.
-Transmit = Callable[[Device, Command], bool]
+Transmit = Callable[[EdgeDevice, Command], bool]
 
 
 @dataclass(slots=True)
@@ -44,7 +44,7 @@ WATCH_INTERVAL = 1.0
 class Actuator:
     """Applies commands through transmit on a worker thread and reports each outcome through on_ack."""
 
-    def __init__(self, devices: dict[str, Device], transmit: Transmit, on_ack: Callable[[Ack], None], *,
+    def __init__(self, devices: dict[str, EdgeDevice], transmit: Transmit, on_ack: Callable[[Ack], None], *,
                  retry_interval: float = 30.0) -> None:
         self._devices = devices
         self._transmit = transmit

@@ -7,13 +7,14 @@ from functools import partial
 
 from core.commands import Command, dim_level
 from core.errors import ConfigError
-from core.registry import Device, Registry
+from core.registry import Registry
 from core.senml import Reading
 from core.settings import MqttSettings
 from edge.actuation import Actuator
 from edge.converters import LoraConverter, rg15_readings
 from edge.device_codecs import encode_dim
 from edge.durable_queue import DurableQueue
+from edge.edge_device import EdgeDevice
 from edge.lora_frame import encode_downlink
 from edge.lora_keys import KeyRing
 from edge.rak3172_port import RAK3172Port
@@ -44,7 +45,7 @@ class EdgeAgent:
         if lora_modem not in LORA_MODEMS:
             raise EdgeConfigError(f"LoRa modem must be one of {', '.join(LORA_MODEMS)}: {lora_modem!r}")
         self.gateway = gateway
-        self.devices = {d.id: d for d in registry.devices_of(gateway)}
+        self.devices = {d.id: EdgeDevice.of(d) for d in registry.devices_of(gateway)}
         self.queue = queue
         self.uplink = Uplink(gateway, mqtt_settings, queue, self._on_command, flush_interval=flush_interval)
         self.actuator = Actuator(self.devices, self._transmit, self.uplink.send_ack,
@@ -95,7 +96,7 @@ class EdgeAgent:
             self.queue.extend(readings, fcnt=self.converter.last_fcnt)
             self._observe(readings)
 
-    def _on_rain(self, device: Device, reading: RG15Reading, received: float) -> None:
+    def _on_rain(self, device: EdgeDevice, reading: RG15Reading, received: float) -> None:
         self._accept(rg15_readings(device, reading, received))
 
     def _accept(self, readings: list[Reading]) -> None:
@@ -110,7 +111,7 @@ class EdgeAgent:
     def _on_command(self, command: Command) -> None:
         self.actuator.submit(command)
 
-    def _transmit(self, device: Device, command: Command) -> bool:
+    def _transmit(self, device: EdgeDevice, command: Command) -> bool:
         if self.lora is None or device.address is None:
             return False
         key = self.keys.key_for(device.address)

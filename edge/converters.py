@@ -12,9 +12,9 @@ import logging
 from collections import Counter
 
 from core.kinds import KINDS
-from core.registry import Device
 from core.senml import Reading
 from edge.device_codecs import CodecError, UnknownEntriesError, decode_payload
+from edge.edge_device import EdgeDevice
 from edge.lora_frame import FrameError, decode_uplink, verify
 from edge.lora_keys import KeyRing
 from edge.rg15 import RG15Reading
@@ -32,7 +32,7 @@ class LoraConverter:
     holds the (address, counter) to store with the readings (DurableQueue.extend(fcnt=...)).
     """
 
-    def __init__(self, devices: list[Device], keys: KeyRing, counters: dict[str, int] | None = None) -> None:
+    def __init__(self, devices: list[EdgeDevice], keys: KeyRing, counters: dict[str, int] | None = None) -> None:
         self.by_address = {d.address: d for d in devices if d.address is not None}
         self.keys = keys
         self.problems: Counter[str] = Counter()
@@ -67,7 +67,7 @@ class LoraConverter:
         self._count_gap(up.address, up.fcnt)
         self.last_fcnt = (up.address, up.fcnt)
         try:
-            metrics = decode_payload(device.kind, up.payload)
+            metrics = decode_payload(device.layout, up.payload)
         except UnknownEntriesError as exc:
             self._problem("bad_entries", f"device {device.id}: {exc}")
             metrics = exc.metrics
@@ -91,7 +91,7 @@ class LoraConverter:
             log.warning("%s (%d so far)", message, n)
 
 
-def rg15_readings(device: Device, reading: RG15Reading, received: float) -> list[Reading]:
+def rg15_readings(device: EdgeDevice, reading: RG15Reading, received: float) -> list[Reading]:
     """One RG-15 line as rain_gauge readings."""
     units = KINDS["rain_gauge"].metrics
     return [Reading(device.id, m, v, received, units[m].unit) for m, v in reading.metrics().items()]

@@ -83,3 +83,22 @@ def test_watched_registry_reloads_on_change_and_keeps_old_on_bad_edit(tmp_path):
     os.utime(path, ns=(time.time_ns() + 2 * 10**9, time.time_ns() + 2 * 10**9))
     assert watched.get() is second
     assert watched.reload_failures == 1
+
+
+def _lorawan_device(ident, dev_eui):
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [4.44, 52.12]},
+            "properties": {"id": ident, "role": "device", "kind": "street_light", "gateway": "gw-vs-01",
+                           "gemeente": "GM0626", "wijk": "WK062600", "link": "lorawan", "dev_eui": dev_eui}}
+
+
+def test_lorawan_devices_need_a_dev_eui_of_their_own():
+    data = demo_data()
+    data["features"].append(_lorawan_device("vs-ns-001", "70B3D57ED0000001"))
+    device = parse(data).devices["vs-ns-001"]
+    assert (device.link, device.dev_eui, device.address, device.port) == ("lorawan", "70B3D57ED0000001", None, None)
+    data["features"].append(_lorawan_device("vs-ns-002", "70b3d57ed0000001"))
+    with pytest.raises(RegistryError, match="'dev_eui' must match"):
+        parse(data)
+    data["features"][-1]["properties"]["dev_eui"] = "70B3D57ED0000001"
+    with pytest.raises(RegistryError, match="share DevEUI 70B3D57ED0000001"):
+        parse(data)

@@ -8,10 +8,11 @@ import pytest
 from core.commands import AckStatus, Action, Command
 from core.registry import load
 from edge.actuation import Actuator
+from edge.edge_device import EdgeDevice
 from smartcity.data import demo_registry_path
 from tests.conftest import wait_for
 
-DEVICES = {d.id: d for d in load(demo_registry_path()).devices_of("gw-vs-01")}
+DEVICES = {d.id: EdgeDevice.of(d) for d in load(demo_registry_path()).devices_of("gw-vs-01")}
 
 
 class FakeRadio:

@@ -4,11 +4,12 @@ from core.registry import load
 from edge.cayenne_lpp import LppType, LppValue, encode
 from edge.converters import LoraConverter
 from edge.durable_queue import DurableQueue
+from edge.edge_device import EdgeDevice
 from edge.lora_frame import encode_uplink
 from edge.lora_keys import KeyRing
 from smartcity.data import demo_registry_path
 
-DEVICES = load(demo_registry_path()).devices_of("gw-vs-01")
+DEVICES = [EdgeDevice.of(d) for d in load(demo_registry_path()).devices_of("gw-vs-01")]
 LIGHT = next(d for d in DEVICES if d.kind == "street_light")
 KEYS = KeyRing.generate()
 KEY = KEYS.key_for(LIGHT.address)
