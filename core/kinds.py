@@ -82,6 +82,10 @@ KINDS: dict[str, Kind] = {
             Metric("count", "count", N, "people counted during the interval"),
         ),
         _kind(
+            "parking_spot", "LoRa parking-spot sensor: reports on change of occupied/free and a periodic heartbeat",
+            Metric("occupied", None, B, "a vehicle is in the spot (Smart Data Models ParkingSpot status)"),
+        ),
+        _kind(
             "traffic_light", "Traffic-light controller at a junction with a cycle lane (bike-priority request)",
             Metric("bike_priority", None, B, "bike priority (longer green for cyclists) in effect"),
             Metric("cycle_time", "s", N, "current signal cycle time"),

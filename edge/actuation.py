@@ -3,9 +3,11 @@
 Commands are idempotent desired state (architecture.md): a newer dim command for a light
 replaces an older one that has not been confirmed yet, and when a light later reports a level
 other than the one desired, the desired level is sent again (at most every retry_interval).
+The same holds for every action in edge.downlinks (a traffic light's bike priority).
 
 A command is acknowledged ``applied`` only when the device confirms it: the light reports the
-commanded level. A transmission the radio could not make is tried again every retry_interval.
+commanded level, the traffic-light controller the commanded bike-priority state. A transmission
+the radio could not make is tried again every retry_interval.
 When a command expires unconfirmed it is acknowledged ``failed`` if the radio never got it out and
 ``expired`` if it was sent but the device never showed the new state, each with the detail.
 """
@@ -18,7 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.commands import Ack, AckStatus, Action, Command, CommandError, dim_level
+from core.commands import Ack, AckStatus, Action, Command, CommandError
+from core.kinds import KINDS
+from edge.device_codecs import MetricValue
+from edge.downlinks import DOWNLINKS, Desired, Downlink
 from edge.edge_device import EdgeDevice
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ Transmit = Callable[[EdgeDevice, Command], bool]
 @dataclass(slots=True)
 class _Desired:
     command: Command
+    downlink: Downlink
+    state: Desired  # the validated state the command asks for
     sent_at: float | None = None  # last successful transmission (monotonic)
     attempts: int = 0
     last_attempt: float = 0.0  # monotonic
@@ -72,21 +79,22 @@ class Actuator:
     def submit(self, command: Command) -> None:
         """Accept a command from the platform: reject what cannot apply here, else make it the desired state."""
         device = self._devices.get(command.device)
+        downlink = DOWNLINKS.get(command.action)
         reason = None
+        state: Desired | None = None
         if device is None:
             reason = f"device {command.device!r} is not on this gateway"
-        elif command.action is not Action.DIM:
-            # bike_priority is in the contract, but no traffic-light driver is on the gateway yet.
-            reason = f"this gateway has no driver for {command.action.value} commands"
-        elif device.kind != "street_light":
-            reason = f"device {command.device!r} is a {device.kind}, which cannot dim"
+        elif command.action.value not in KINDS[device.kind].actions:
+            reason = f"device {command.device!r} is a {device.kind}, which cannot {command.action.value}"
+        elif downlink is None or downlink.kind != device.kind:
+            reason = f"this gateway has no driver for {command.action.value} commands to a {device.kind}"
         else:
             try:
-                dim_level(command.params)
+                state = downlink.desired(command.params)
             except CommandError as exc:
                 reason = str(exc)
-        if reason:
-            self._on_ack(Ack(command.id, command.device, AckStatus.REJECTED, reason))
+        if reason or downlink is None or state is None:
+            self._on_ack(Ack(command.id, command.device, AckStatus.REJECTED, reason or "not applicable"))
             return
         if command.expired(time.time()):
             self._on_ack(Ack(command.id, command.device, AckStatus.EXPIRED, "expired before it arrived"))
@@ -102,28 +110,33 @@ class Actuator:
                 previous.acked = True
                 self._on_ack(Ack(previous.command.id, command.device, AckStatus.REJECTED,
                                  f"superseded by {command.id}"))
-            self._desired[key] = _Desired(command)
+            self._desired[key] = _Desired(command, downlink, state)
             self._due.add(key)
             self._cond.notify_all()
 
-    def observe_level(self, device_id: str, level: float) -> None:
-        """A light reported its level: confirm the desired one, or schedule a resend if it differs."""
-        key = (device_id, Action.DIM)
+    def observe(self, device_id: str, metric: str, value: MetricValue) -> None:
+        """A device reported a metric: confirm a desired state it shows, or schedule a resend if it differs."""
+        for action, downlink in DOWNLINKS.items():
+            if downlink.metric == metric:
+                self._observe((device_id, action), value)
+
+    def _observe(self, key: tuple[str, Action], value: MetricValue) -> None:
         confirmed: Ack | None = None
         with self._cond:
             desired = self._desired.get(key)
             if desired is None or desired.sent_at is None:
                 return
-            if round(level) == dim_level(desired.command.params):
+            if desired.downlink.confirms(value, desired.state):
                 if not desired.acked:
                     desired.acked = True
                     self.applied += 1
-                    confirmed = Ack(desired.command.id, device_id, AckStatus.APPLIED,
-                                    f"device reports {round(level)} % after {desired.transmissions} transmission(s)")
+                    confirmed = Ack(desired.command.id, key[0], AckStatus.APPLIED,
+                                    f"device reports {desired.downlink.metric} {desired.downlink.show(value)} "
+                                    f"after {desired.transmissions} transmission(s)")
             elif time.monotonic() - desired.sent_at >= self._retry_interval \
                     and not desired.command.expired(time.time()):
-                log.info("device %s reports %s %%, desired %s %%: sending again", device_id, level,
-                         desired.command.params.get("level"))
+                log.info("device %s reports %s %r, desired %r: sending again", key[0], desired.downlink.metric,
+                         value, desired.state)
                 self._due.add(key)
                 self._cond.notify_all()
         if confirmed is not None:

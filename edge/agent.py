@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from core.commands import Command, dim_level
+from core.commands import Command
 from core.errors import ConfigError
 from core.registry import Registry
 from core.senml import Reading
 from core.settings import MqttSettings
 from edge.actuation import Actuator
 from edge.converters import LoraConverter, rg15_readings
-from edge.device_codecs import encode_dim
+from edge.downlinks import CONFIRMING_METRICS, DOWNLINKS
 from edge.durable_queue import DurableQueue
 from edge.edge_device import EdgeDevice
 from edge.lora_frame import encode_downlink
@@ -105,8 +105,8 @@ class EdgeAgent:
 
     def _observe(self, readings: list[Reading]) -> None:
         for r in readings:
-            if r.metric == "dim_level" and isinstance(r.value, float):
-                self.actuator.observe_level(r.device, r.value)
+            if r.metric in CONFIRMING_METRICS and isinstance(r.value, float | bool):
+                self.actuator.observe(r.device, r.metric, r.value)
 
     def _on_command(self, command: Command) -> None:
         self.actuator.submit(command)
@@ -119,5 +119,6 @@ class EdgeAgent:
             log.error("device %s: no LoRa key, cannot send it a command", device.id)
             return False
         fcnt = self.queue.next_downlink_counter(device.address)
-        frame = encode_downlink(device.address, fcnt, encode_dim(dim_level(command.params)), key)
+        # The actuator validated the params against this action before it got here.
+        frame = encode_downlink(device.address, fcnt, DOWNLINKS[command.action].payload(command.params), key)
         return self.lora.send(frame, timeout=5.0)

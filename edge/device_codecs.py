@@ -65,6 +65,12 @@ def _count(value: float | int) -> MetricValue:
     return float(value)
 
 
+def _seconds(value: float | int) -> MetricValue:
+    if value < 0:
+        raise ValueError(f"expected a duration >= 0 s, got {value!r}")
+    return float(value)
+
+
 UPLINK_LAYOUT: dict[str, dict[tuple[int, int], Field]] = {
     "street_light": {
         (1, LppType.PERCENTAGE): Field("dim_level", _percent),
@@ -78,9 +84,18 @@ UPLINK_LAYOUT: dict[str, dict[tuple[int, int], Field]] = {
         (1, LppType.PRESENCE): Field("presence", _flag),
         (2, LppType.ANALOG_INPUT): Field("count", _count),
     },
+    "parking_spot": {
+        (1, LppType.PRESENCE): Field("occupied", _flag),
+    },
+    "traffic_light": {
+        # Digital output: the state of the bike-priority request the controller is running.
+        (1, LppType.DIGITAL_OUTPUT): Field("bike_priority", _flag),
+        (2, LppType.ANALOG_INPUT): Field("cycle_time", _seconds),
+    },
 }
 
 DIM_CHANNEL = 1
+BIKE_PRIORITY_CHANNEL = 1
 
 
 def _check_layout() -> None:
@@ -166,3 +181,23 @@ def decode_dim(payload: bytes) -> int:
     if not isinstance(level, int) or not 0 <= level <= 100:
         raise CodecError(f"dim level must be 0-100, got {level!r}")
     return level
+
+
+def encode_bike_priority(enabled: bool) -> bytes:
+    """The LPP payload of a bike-priority request: channel 1, digital output, 1 = on, 0 = off."""
+    if not isinstance(enabled, bool):
+        raise CodecError(f"bike priority must be true or false, got {enabled!r}")
+    return encode([LppValue(BIKE_PRIORITY_CHANNEL, LppType.DIGITAL_OUTPUT, int(enabled))])
+
+
+def decode_bike_priority(payload: bytes) -> bool:
+    """The on/off of a bike-priority payload; raises CodecError unless it is exactly one valid entry."""
+    try:
+        values = decode(payload)
+    except LppError as exc:
+        raise CodecError(f"bike-priority payload: {exc}") from None
+    if len(values) != 1 or values[0].channel != BIKE_PRIORITY_CHANNEL \
+            or values[0].type != LppType.DIGITAL_OUTPUT or values[0].value not in (0, 1):
+        raise CodecError(f"bike-priority payload must be one channel {BIKE_PRIORITY_CHANNEL} digital output "
+                         f"entry of 0 or 1, got {values!r}")
+    return values[0].value == 1

@@ -1,11 +1,11 @@
 """A whole simulated city built from the asset registry: every gateway's ports and devices.
 
-Per gateway: one pty with an RN2483 modem, its Air and one node per LoRa device (if it has
-any), and one pty with an RG-15 per serial rain gauge. The edge agent finds the ptys
-through the port map: ``{gateway: {"lora": path, <device port>: path}}``. Threads: one per
-firmware (modem, gauge) and one scheduler per gateway driving its nodes. Each device gets
-its own random generator seeded from (seed, device id), so adding a device does not change
-the others' behaviour.
+Per gateway: one pty with an RN2483 (or RAK3172) modem, its Air and one node per LoRa device
+(street light, occupancy counter, parking spot, traffic light; if it has any), and one pty with
+an RG-15 per serial rain gauge. The edge agent finds the ptys through the port map:
+``{gateway: {"lora": path, <device port>: path}}``. Threads: one per firmware (modem, gauge)
+and one scheduler per gateway driving its nodes. Each device gets its own random generator
+seeded from (seed, device id), so adding a device does not change the others' behaviour.
 """
 
 from __future__ import annotations
@@ -22,16 +22,21 @@ from core.registry import Device, Registry
 from edge.lora_keys import KeyRing
 from firmware_sim.air import Air
 from firmware_sim.occupancy import OccupancyNode
+from firmware_sim.parking import ParkingNode
 from firmware_sim.pty_port import PtyPort
 from firmware_sim.rak3172 import RAK3172Sim
 from firmware_sim.rg15 import RG15Sim
 from firmware_sim.rn2483 import RN2483Sim
 from firmware_sim.runner import Runner
 from firmware_sim.street_light import StreetLightNode
+from firmware_sim.traffic_light import TrafficLightNode
 
 log = logging.getLogger(__name__)
 
 LORA_PORT = "lora"
+LORA_KINDS = ("street_light", "occupancy", "parking_spot", "traffic_light")
+# A parking sensor's heartbeat comes this many report intervals apart (real ones: hours vs minutes).
+PARKING_HEARTBEATS = 5
 SCHEDULER_MAX_SLEEP = 0.05  # bounds how late a node reacts to a downlink-triggered report
 
 
@@ -98,6 +103,8 @@ class SimulatedCity:
         self.gauges: dict[str, RG15Sim] = {}
         self.street_lights: dict[str, StreetLightNode] = {}
         self.occupancy: dict[str, OccupancyNode] = {}
+        self.parking: dict[str, ParkingNode] = {}
+        self.traffic_lights: dict[str, TrafficLightNode] = {}
         self.skipped: list[str] = []  # devices this simulator cannot play
         self._ports: dict[str, dict[str, PtyPort]] = {}
         self._schedulers: list[NodeScheduler] = []
@@ -115,7 +122,7 @@ class SimulatedCity:
     def _build_gateway(self, gateway: str) -> None:
         ports = self._ports.setdefault(gateway, {})
         devices = sorted(self.registry.devices_of(gateway), key=lambda d: d.id)
-        lora = [d for d in devices if d.link == "lora" and d.kind in ("street_light", "occupancy")]
+        lora = [d for d in devices if d.link == "lora" and d.kind in LORA_KINDS]
         if lora:
             air = Air()
             ports[LORA_PORT] = PtyPort(f"{gateway}/{LORA_PORT}")
@@ -128,19 +135,7 @@ class SimulatedCity:
                 key = self.keys.key_for(d.address)
                 if key is None:
                     raise ValueError(f"LoRa device {d.id!r} has no key in the key ring")
-                if d.kind == "street_light":
-                    light = StreetLightNode(d.address, air, self._rng(d), key=key,
-                                            report_interval=self.report_interval)
-                    self.street_lights[d.id] = light
-                    nodes.append(light)
-                else:
-                    rng = self._rng(d)
-                    counter = OccupancyNode(
-                        d.address, air, rng, key=key, report_interval=self.report_interval,
-                        busy_seconds=self.busy_seconds, quiet_seconds=self.quiet_seconds,
-                        phase=rng.uniform(0, self.busy_seconds + self.quiet_seconds))
-                    self.occupancy[d.id] = counter
-                    nodes.append(counter)
+                nodes.append(self._node(d, air, key))
             self._schedulers.append(NodeScheduler(f"sim-nodes:{gateway}", nodes))
         for d in devices:
             if d.link == "serial" and d.kind == "rain_gauge" and d.port is not None:
@@ -152,6 +147,28 @@ class SimulatedCity:
             elif d not in lora:
                 self.skipped.append(d.id)
                 log.warning("device %s (%s over %s) is not simulated", d.id, d.kind, d.link)
+
+    def _node(self, d: Device, air: Air, key: bytes) -> Node:
+        rng = self._rng(d)
+        address = str(d.address)
+        if d.kind == "street_light":
+            light = self.street_lights[d.id] = StreetLightNode(address, air, rng, key=key,
+                                                               report_interval=self.report_interval)
+            return light
+        if d.kind == "traffic_light":
+            junction = self.traffic_lights[d.id] = TrafficLightNode(address, air, rng, key=key,
+                                                                    report_interval=self.report_interval)
+            return junction
+        if d.kind == "parking_spot":
+            spot = self.parking[d.id] = ParkingNode(
+                address, air, rng, key=key, heartbeat_interval=self.report_interval * PARKING_HEARTBEATS,
+                mean_occupied=max(self.busy_seconds, 1.0), mean_free=max(self.quiet_seconds, 1.0),
+                debounce=min(1.0, self.report_interval / 4))
+            return spot
+        counter = self.occupancy[d.id] = OccupancyNode(
+            address, air, rng, key=key, report_interval=self.report_interval, busy_seconds=self.busy_seconds,
+            quiet_seconds=self.quiet_seconds, phase=rng.uniform(0, self.busy_seconds + self.quiet_seconds))
+        return counter
 
     def start(self) -> None:
         """Start every firmware and scheduler thread."""

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.cmac import CMAC
 
 DIGITAL_INPUT = 0
+DIGITAL_OUTPUT = 1
 ANALOG_INPUT = 2
 PRESENCE = 102
 TEMPERATURE = 103
@@ -24,6 +25,7 @@ ENERGY = 131
 # type -> (value bytes, signed, divisor)
 _TYPES: dict[int, tuple[int, bool, int]] = {
     DIGITAL_INPUT: (1, False, 1),
+    DIGITAL_OUTPUT: (1, False, 1),
     ANALOG_INPUT: (2, True, 100),
     PRESENCE: (1, False, 1),
     TEMPERATURE: (2, True, 10),
@@ -49,6 +51,13 @@ def parse_percentage(payload: bytes, channel: int = 1) -> int | None:
     if len(payload) != 3 or payload[0] != channel or payload[1] != PERCENTAGE:
         return None
     return payload[2]
+
+
+def parse_switch(payload: bytes, channel: int = 1) -> bool | None:
+    """The on/off of a payload that is exactly one digital-output entry of 0 or 1 on channel, else None."""
+    if len(payload) != 3 or payload[0] != channel or payload[1] != DIGITAL_OUTPUT or payload[2] > 1:
+        return None
+    return payload[2] == 1
 
 
 def _mic(key: bytes, direction: int, message: bytes) -> bytes:

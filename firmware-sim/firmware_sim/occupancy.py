@@ -9,15 +9,15 @@ busy interval come from the node's seeded random generator.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 
 from firmware_sim import lpp
 from firmware_sim.air import Air
+from firmware_sim.lora_node import LoraNode
 
 
-class OccupancyNode:
+class OccupancyNode(LoraNode):
     """One counter node; ``step(now)`` is called by its gateway's scheduler thread."""
 
     def __init__(
@@ -36,23 +36,17 @@ class OccupancyNode:
     ) -> None:
         if report_interval <= 0 or busy_seconds < 0 or quiet_seconds < 0 or busy_seconds + quiet_seconds <= 0:
             raise ValueError("report_interval must be > 0 and busy + quiet seconds > 0")
-        self.address = address.upper()
-        self._air = air
+        super().__init__(address, air, key=key, clock=clock)
         self._rng = rng
         self.report_interval = report_interval
         self.busy_seconds, self.quiet_seconds, self.phase = busy_seconds, quiet_seconds, phase
         self.max_count = max_count
-        self._lock = threading.Lock()
         now = clock()
         self.epoch = now
         self._next_report = now + rng.uniform(0, report_interval)
-        self._key = key
-        self.fcnt = lpp.counter_start()
-        self.uplinks = 0
         self.total_count = 0
         self.last_presence = False
         self.last_count = 0
-        air.join(self.address, self.on_downlink)
 
     @property
     def next_due(self) -> float:
@@ -65,10 +59,6 @@ class OccupancyNode:
         period = self.busy_seconds + self.quiet_seconds
         return (now - self.epoch + self.phase) % period < self.busy_seconds
 
-    def on_downlink(self, frame: bytes) -> None:
-        """Counters take no commands; a downlink for one is ignored."""
-        del frame
-
     def step(self, now: float) -> None:
         """Send the uplink if it is due."""
         with self._lock:
@@ -79,8 +69,5 @@ class OccupancyNode:
             count = self._rng.randint(1, self.max_count) if presence else 0
             self.last_presence, self.last_count = presence, count
             self.total_count += count
-            payload = lpp.entry(1, lpp.PRESENCE, int(presence)) + lpp.entry(2, lpp.ANALOG_INPUT, count)
-            frame = lpp.uplink_frame(self.address, self.fcnt, payload, self._key)
-            self.fcnt = (self.fcnt + 1) & 0xFFFFFFFF
-            self.uplinks += 1
-        self._air.transmit(frame)
+            frame = self._frame(lpp.entry(1, lpp.PRESENCE, int(presence)) + lpp.entry(2, lpp.ANALOG_INPUT, count))
+        self._send(frame)

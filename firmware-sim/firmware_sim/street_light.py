@@ -8,19 +8,16 @@ and confirmed by an extra uplink ``confirm_delay`` seconds later, as real contro
 
 from __future__ import annotations
 
-import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 
 from firmware_sim import lpp
 from firmware_sim.air import Air
+from firmware_sim.lora_node import LoraNode
 
-log = logging.getLogger(__name__)
 
-
-class StreetLightNode:
+class StreetLightNode(LoraNode):
     """One lamp controller; ``step(now)`` is called by its gateway's scheduler thread."""
 
     def __init__(
@@ -38,14 +35,11 @@ class StreetLightNode:
     ) -> None:
         if report_interval <= 0:
             raise ValueError(f"report_interval must be > 0 s: {report_interval}")
-        self.address = address.upper()
-        self._air = air
+        super().__init__(address, air, key=key, clock=clock)
         self._rng = rng
-        self._clock = clock
         self.report_interval = report_interval
         self.rated_power, self.standby_power = rated_power, standby_power
         self.confirm_delay = min(2.0, report_interval / 4) if confirm_delay is None else confirm_delay
-        self._lock = threading.Lock()
         self._level = 100
         self.lamp_failure = False
         # A lamp that has been in service a while: its meter does not start at zero.
@@ -54,13 +48,6 @@ class StreetLightNode:
         self._last_step = now
         # Staggered first report, so the nodes of one gateway do not all transmit at once.
         self._next_report = now + rng.uniform(0, report_interval)
-        self._key = key
-        self.fcnt = lpp.counter_start()
-        self._down_fcnt = -1  # the last downlink counter applied (RAM: a rebooted node accepts any)
-        self.uplinks = 0
-        self.downlinks = 0
-        self.bad_downlinks = 0
-        air.join(self.address, self.on_downlink)
 
     @property
     def level(self) -> int:
@@ -85,25 +72,16 @@ class StreetLightNode:
         noise = 1 + self._rng.gauss(0, 0.01)
         return self.standby_power + self.rated_power * self._level / 100 * noise
 
-    def on_downlink(self, frame: bytes) -> None:
-        """Apply a dim command whose MIC and counter check out (called by the Air on the modem's thread)."""
-        opened = lpp.open_downlink(frame, self._key)
-        with self._lock:
-            if opened is None or opened[0] <= self._down_fcnt:
-                self.bad_downlinks += 1  # forged, corrupted or replayed: a lamp obeys only its gateway
-                log.debug("%s: refused downlink %s", self.address, frame.hex().upper())
-                return
-            self._down_fcnt = opened[0]
-        level = lpp.parse_percentage(opened[1])
-        with self._lock:
-            if level is None or level > 100:
-                self.bad_downlinks += 1
-                log.debug("%s: ignored downlink %s", self.address, opened[1].hex().upper())
-                return
-            self.downlinks += 1
-            self._integrate(self._clock())
-            self._level = level
-            self._next_report = min(self._next_report, self._clock() + self.confirm_delay)
+    def _command(self, payload: bytes) -> bool:
+        # A dim command (ch1 percentage) applies at once and is confirmed by an early report.
+        level = lpp.parse_percentage(payload)
+        if level is None or level > 100:
+            return False
+        now = self._clock()
+        self._integrate(now)
+        self._level = level
+        self._next_report = min(self._next_report, now + self.confirm_delay)
+        return True
 
     def _integrate(self, now: float) -> None:
         # Energy follows the power at the level that was on during the elapsed time.
@@ -117,15 +95,12 @@ class StreetLightNode:
                 return
             self._integrate(now)
             self._next_report = now + self.report_interval
-            payload = b"".join((
+            frame = self._frame(b"".join((
                 lpp.entry(1, lpp.PERCENTAGE, self._level),
                 lpp.entry(2, lpp.POWER, self._power()),
                 lpp.entry(3, lpp.ENERGY, self.energy_kwh),
                 lpp.entry(4, lpp.VOLTAGE, 230 + self._rng.gauss(0, 1.5)),
                 lpp.entry(5, lpp.TEMPERATURE, 12 + self._level * 0.1 + self._rng.gauss(0, 0.3)),
                 lpp.entry(6, lpp.DIGITAL_INPUT, int(self.lamp_failure)),
-            ))
-            frame = lpp.uplink_frame(self.address, self.fcnt, payload, self._key)
-            self.fcnt = (self.fcnt + 1) & 0xFFFFFFFF
-            self.uplinks += 1
-        self._air.transmit(frame)  # outside the lock: the modem may call back into the Air
+            )))
+        self._send(frame)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from core import jsonfast
-from core.kinds import Classification
+from core.kinds import KINDS, Classification
 from core.registry import RegistryError, WatchedRegistry, load, parse
 from smartcity.data import demo_registry_path
 
@@ -17,7 +17,7 @@ def demo_data():
 def test_demo_city_covers_both_municipalities_and_all_kinds():
     reg = load(demo_registry_path())
     assert {g.gemeente for g in reg.gateways.values()} == {"GM0626", "GM0629"}
-    assert {d.kind for d in reg.devices.values()} == {"street_light", "rain_gauge", "occupancy"}
+    assert {d.kind for d in reg.devices.values()} == set(KINDS)
     assert all(d.classification is Classification.OPENBAAR for d in reg.devices.values())
     rg = reg.devices["vs-rg-001"]
     assert (rg.link, rg.port, rg.address) == ("serial", "rg15", None)

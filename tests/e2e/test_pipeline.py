@@ -11,7 +11,10 @@ import time
 
 import pytest
 
+from core import topics
+from core.commands import Action, Command
 from core.settings import InfluxSettings, influx_to_env, mqtt_to_env
+from core.topics import Channel
 from deploy.processes import free_port, spawn
 from edge.lora_keys import KeyRing
 from tests.conftest import settings_for, wait_for
@@ -77,13 +80,13 @@ def pipeline(request, tmp_path, broker, influxd, influx, demo_registry):  # noqa
 
 
 def test_readings_flow_in_and_a_rule_dims_a_light_as_its_next_readings_show(pipeline, influx, demo_registry):
-    kinds = ("street_light", "rain_gauge", "occupancy")
+    expected = {"street_light": 12, "rain_gauge": 2, "occupancy": 4, "traffic_light": 2, "parking_spot": 2}
 
     def every_device_reported():
         counts = {}
-        for kind in kinds:
+        for kind in expected:
             counts[kind] = len(points(influx, f'SELECT last(*) FROM "{kind}" GROUP BY "device"'))
-        return counts == {"street_light": 12, "rain_gauge": 2, "occupancy": 4}
+        return counts == expected
 
     wait_for(every_device_reported, 30)
     # Each agent announced itself with its (retained) birth message.
@@ -129,3 +132,25 @@ def test_the_demo_runs_and_prints_its_summary(tmp_path):
         reports = int(line.split()[1])
         assert reports > 0 and f"from {devices} devices" in line, out
     assert "commands sent" in out
+
+
+def test_bike_priority_reaches_the_junction_and_is_acknowledged_once_it_reports_it(pipeline, influx, mqtt_client):
+    """A bike-priority command goes out as a LoRa downlink; ``applied`` only once the controller reports it."""
+    rules = mqtt_client("rules")
+    started_ms = int(time.time() * 1000)
+    # The agent is connected (its session, and so its command subscription, exists) once its readings arrive.
+    wait_for(lambda: points(influx, """SELECT "cycle_time" FROM "traffic_light" WHERE "device" = 'ws-tl-101' """), 30)
+    for enabled in (True, False):
+        command = Command("ws-tl-101", Action.BIKE_PRIORITY, {"enabled": enabled}, "test", expires_at=time.time() + 30)
+        rules.publish(topics.topic("gw-ws-01", Channel.COMMANDS), command.to_json(), qos=1).wait_for_publish(5)
+        ack = f"""SELECT "status", "detail" FROM "command_ack" WHERE "id" = '{command.id}' """
+        rows = wait_for(lambda q=ack: points(influx, q), 20)
+        assert rows[0]["status"] == "applied", rows
+        assert f"reports bike_priority {'on' if enabled else 'off'}" in rows[0]["detail"]
+        # The controller's own readings show the state, with the longer cycle while cyclists have priority.
+        state = wait_for(lambda e=enabled, since=started_ms: [
+            r for r in points(influx, f"""SELECT "bike_priority", "cycle_time" FROM "traffic_light" """
+                                      f"""WHERE "device" = 'ws-tl-101' AND time > {since}ms""")
+            if r["bike_priority"] is e], 10)
+        assert state[-1]["cycle_time"] == (110.0 if enabled else 90.0)
+        started_ms = int(time.time() * 1000)

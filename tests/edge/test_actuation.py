@@ -6,8 +6,10 @@ import time
 import pytest
 
 from core.commands import AckStatus, Action, Command
+from core.kinds import KINDS
 from core.registry import load
 from edge.actuation import Actuator
+from edge.downlinks import DOWNLINKS
 from edge.edge_device import EdgeDevice
 from smartcity.data import demo_registry_path
 from tests.conftest import wait_for
@@ -52,12 +54,12 @@ def test_applied_is_acknowledged_only_once_the_light_reports_the_level(actuator_
     assert radio.sent == [("vs-sl-101", 20)]
     time.sleep(0.2)
     assert acks == []  # transmitted, not yet confirmed
-    act.observe_level("vs-sl-101", 100.0)  # a report from before the light got it: no confirmation
+    act.observe("vs-sl-101", "dim_level", 100.0)  # a report from before the light got it: no confirmation
     assert acks == []
-    act.observe_level("vs-sl-101", 20.0)
+    act.observe("vs-sl-101", "dim_level", 20.0)
     assert [(a.id, a.status) for a in acks] == [(cmd.id, AckStatus.APPLIED)]
-    assert "reports 20 %" in acks[0].detail
-    act.observe_level("vs-sl-101", 20.0)
+    assert "reports dim_level 20 %" in acks[0].detail
+    act.observe("vs-sl-101", "dim_level", 20.0)
     assert len(acks) == 1  # confirmed once
 
 
@@ -93,7 +95,7 @@ def test_the_latest_command_wins_and_a_late_older_one_is_refused(actuator_parts)
     radio.gate.set()
     wait_for(lambda: len(radio.sent) == 2, 5)
     assert radio.sent == [("vs-sl-102", 50), ("vs-sl-101", 100)]
-    act.observe_level("vs-sl-101", 100.0)
+    act.observe("vs-sl-101", "dim_level", 100.0)
     statuses = {a.detail.split(" ")[0]: a.status for a in acks}
     assert statuses["superseded"] is AckStatus.REJECTED
     assert [a.status for a in acks if a.id == newer.id] == [AckStatus.APPLIED]
@@ -104,10 +106,10 @@ def test_a_light_reporting_another_level_gets_the_desired_one_again(actuator_par
     act, radio, acks = actuator_parts
     act.submit(dim("vs-sl-101", 20))
     wait_for(lambda: len(radio.sent) == 1, 5)
-    act.observe_level("vs-sl-101", 20.0)  # matches: confirmed, nothing to send
+    act.observe("vs-sl-101", "dim_level", 20.0)  # matches: confirmed, nothing to send
     time.sleep(0.1)
     assert len(radio.sent) == 1
-    act.observe_level("vs-sl-101", 100.0)  # e.g. the light rebooted
+    act.observe("vs-sl-101", "dim_level", 100.0)  # e.g. the light rebooted
     wait_for(lambda: len(radio.sent) == 2, 5)
     assert radio.sent[-1] == ("vs-sl-101", 20)
     assert len(acks) == 1  # a resend is not a new command
@@ -136,7 +138,7 @@ def test_a_radio_that_recovers_gets_the_command_out():
         radio.ok = True
         tries = len(radio.sent)
         wait_for(lambda: len(radio.sent) > tries, 5)
-        act.observe_level("vs-sl-101", 20.0)
+        act.observe("vs-sl-101", "dim_level", 20.0)
         assert [a.status for a in acks] == [AckStatus.APPLIED]
     finally:
         act.stop()
@@ -149,8 +151,52 @@ def test_sent_but_never_confirmed_is_acknowledged_as_expired():
     try:
         act.submit(dim("vs-sl-101", 20, expires_at=time.time() + 1.0))
         wait_for(lambda: radio.sent, 5)
-        act.observe_level("vs-sl-101", 100.0)  # the light does not show the new level
+        act.observe("vs-sl-101", "dim_level", 100.0)  # the light does not show the new level
         wait_for(lambda: acks, 5)
         assert acks[0].status is AckStatus.EXPIRED and "never reported" in acks[0].detail
     finally:
         act.stop()
+
+
+def bike(device, enabled, **kw):
+    return Command(device, Action.BIKE_PRIORITY, {"enabled": enabled}, "test", **kw)
+
+
+def test_bike_priority_is_applied_once_the_controller_reports_it():
+    sent, acks = [], []
+    act = Actuator(DEVICES, lambda device, command: sent.append((device.id, command.params)) or True, acks.append,
+                   retry_interval=0.0)
+    act.start()
+    try:
+        cmd = bike("vs-tl-101", True)
+        act.submit(cmd)
+        wait_for(lambda: sent, 5)
+        assert sent == [("vs-tl-101", {"enabled": True})]
+        act.observe("vs-tl-101", "bike_priority", False)  # still the old cycle: not confirmed
+        act.observe("vs-tl-101", "cycle_time", 110.0)  # not the confirming metric
+        assert acks == []
+        act.observe("vs-tl-101", "bike_priority", True)
+        assert [(a.id, a.status) for a in acks] == [(cmd.id, AckStatus.APPLIED)]
+        assert "reports bike_priority on" in acks[0].detail
+    finally:
+        act.stop()
+
+
+@pytest.mark.parametrize(("cmd", "detail"), [
+    (bike("vs-sl-101", True), "street_light, which cannot bike_priority"),
+    (dim("vs-tl-101", 20), "traffic_light, which cannot dim"),
+    (bike("vs-tl-101", "yes"), "params.enabled true or false"),
+    (bike("vs-ps-201", True), "parking_spot, which cannot bike_priority"),
+])
+def test_actions_go_only_to_kinds_that_take_them(actuator_parts, cmd, detail):
+    act, radio, acks = actuator_parts
+    act.submit(cmd)
+    assert acks[0].status is AckStatus.REJECTED and detail in acks[0].detail
+    assert radio.sent == []
+
+
+def test_every_action_a_kind_takes_has_a_downlink():
+    for kind in KINDS.values():
+        for action in kind.actions:
+            assert DOWNLINKS[Action(action)].kind == kind.name
+            assert DOWNLINKS[Action(action)].metric in kind.metrics

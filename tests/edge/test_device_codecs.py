@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from core.kinds import KINDS, ValueType
-from edge.cayenne_lpp import LppValue, decode, encode
+from edge.cayenne_lpp import LppType, LppValue, decode, encode
 from edge.device_codecs import (
     UPLINK_LAYOUT,
     CodecError,
     UnknownEntriesError,
+    decode_bike_priority,
     decode_dim,
     decode_metrics,
     decode_payload,
+    encode_bike_priority,
     encode_dim,
 )
 from firmware_sim import lpp as sim_lpp
@@ -149,3 +151,33 @@ def test_good_entries_before_a_truncated_one_are_kept():
 def test_a_payload_with_nothing_decodable_is_a_codec_error():
     with pytest.raises(CodecError):
         decode_payload("street_light", bytes.fromhex("01"))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_bike_priority_round_trips_as_one_digital_output_entry(enabled: bool) -> None:
+    payload = encode_bike_priority(enabled)
+    assert decode(payload) == [LppValue(1, LppType.DIGITAL_OUTPUT, int(enabled))]
+    assert decode_bike_priority(payload) is enabled
+
+
+@pytest.mark.parametrize(("payload", "fragment"), [
+    ("010102", "0 or 1"), ("017801", "digital output"), ("020101", "channel 1"),
+    ("010101010100", "must be one channel 1"),
+    ("0101", "bike-priority payload: "),
+])
+def test_decode_bike_priority_rejects(payload: str, fragment: str) -> None:
+    with pytest.raises(CodecError, match=fragment):
+        decode_bike_priority(bytes.fromhex(payload))
+
+
+def test_encode_bike_priority_takes_only_booleans() -> None:
+    with pytest.raises(CodecError, match="true or false"):
+        encode_bike_priority(1)  # type: ignore[arg-type]
+
+
+def test_traffic_light_and_parking_layouts() -> None:
+    assert decode_payload("traffic_light", bytes.fromhex("010101") + bytes.fromhex("02022AF8")) == {
+        "bike_priority": True, "cycle_time": 110.0}
+    assert decode_payload("parking_spot", bytes.fromhex("016601")) == {"occupied": True}
+    with pytest.raises(UnknownEntriesError, match="cycle_time"):
+        decode_payload("traffic_light", bytes.fromhex("010100") + bytes.fromhex("0202FF00"))

@@ -36,7 +36,8 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
                                  "reassert, stale_after, urgent, values, when, where"),
     ({"type": "x", "zone": "y"}, "rule 'rain': unknown keys 'type', 'zone'; known:"),
     ({"kind": DELETE}, "rule 'rain': missing 'kind'"),
-    ({"kind": "lamp"}, "rule 'rain': kind must be one of *, occupancy, rain_gauge, street_light, traffic_light: "
+    ({"kind": "lamp"}, "rule 'rain': kind must be one of *, occupancy, parking_spot, rain_gauge, street_light, "
+                       "traffic_light: "
                        "'lamp'"),
     ({"group_by": DELETE}, "missing 'group_by'"),
     ({"group_by": "street"}, "group_by must be one of device, kind, gateway, gemeente, wijk, link, classification: "
@@ -67,7 +68,8 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
     ({"values.rain.metric": ""}, "values.rain.metric must be a non-empty string: ''"),
     ({"values.rain.kind": "*", "values.rain.metric": "bogus"}, "values.rain.metric must be a metric of any kind ("),
     ({"values.rain.metric": "*"}, "values.rain.metric \"*\" (every metric) is allowed only with fn = \"silence\""),
-    ({"values.rain.kind": "camera"}, "values.rain.kind must be one of *, occupancy, rain_gauge, street_light, "
+    ({"values.rain.kind": "camera"}, "values.rain.kind must be one of *, occupancy, parking_spot, rain_gauge, "
+                                     "street_light, "
                                      "traffic_light: 'camera'"),
     ({"values.rain.kind": "occupancy"}, "values.rain.metric must be a metric of occupancy (count, presence)"),
     ({"values.rain.fn": "avg"}, "values.rain.fn must be one of last, mean, min, max, sum, count, rate, delta, "
@@ -97,7 +99,8 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
     ({"where": {"gemeente": ["GM626"]}}, "where.gemeente entries must each be a gemeente code (^GM\\d{4}$): 'GM626'"),
     ({"where": {"gemeente": ["GM0626", "GM0629", "GM0626"]}}, "where.gemeente lists 'GM0626' twice"),
     ({"where": {"wijk": ["WK0626"]}}, "where.wijk entries must each be a wijk code (^WK\\d{6}$): 'WK0626'"),
-    ({"where": {"kind": ["lamp"]}}, "where.kind entries must each be a kind (occupancy, rain_gauge, street_light, "
+    ({"where": {"kind": ["lamp"]}}, "where.kind entries must each be a kind (occupancy, parking_spot, rain_gauge, "
+                                    "street_light, "
                                     "traffic_light): 'lamp'"),
     ({"where": {"kind": ["occupancy"]}}, "where.kind excludes every kind the values read (rain_gauge)"),
     ({"where": {"link": ["wifi"]}}, "where.link entries must each be a link (lora, serial): 'wifi'"),
@@ -134,8 +137,8 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
     ({"on_activate.0.targets": DELETE}, "missing 'on_activate[0].targets'"),
     ({"on_activate.0.targets": "traffic_light"}, "on_activate[0].targets must be a table: 'traffic_light'"),
     ({"on_activate.0.targets.kind": DELETE}, "missing 'on_activate[0].targets.kind'"),
-    ({"on_activate.0.targets.kind": "*"}, "on_activate[0].targets.kind must be one of occupancy, rain_gauge, "
-                                          "street_light, traffic_light: '*'"),
+    ({"on_activate.0.targets.kind": "*"}, "on_activate[0].targets.kind must be one of occupancy, parking_spot, "
+                                          "rain_gauge, street_light, traffic_light: '*'"),
     ({"on_activate.0.targets.kind": "rain_gauge"}, "'bike_priority' is not an action of rain_gauge"),
     ({"on_activate.0.targets.kinds": "x"}, "on_activate[0].targets: unknown key 'kinds' (did you mean kind?); "
                                            "known: kind, same"),

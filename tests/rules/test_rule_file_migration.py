@@ -119,7 +119,8 @@ BAD_V1 = [
     ({"reassert_seconds": -1}, "reassert_seconds must be a number >= 0 (seconds): -1"),
     ({"type": "threshold"}, "rule 'presence-lighting': unknown type 'threshold'; known: presence_dimming"),
     ({"zone": "street"}, "zone must be one of wijk, gemeente: 'street'"),
-    ({"sensor_kind": "camera"}, "sensor_kind must be one of occupancy, rain_gauge, street_light, traffic_light"),
+    ({"sensor_kind": "camera"}, "sensor_kind must be one of occupancy, parking_spot, rain_gauge, street_light, "
+                                "traffic_light"),
     ({"sensor_metric": "temperature"}, "sensor_metric must be a metric of occupancy (count, presence)"),
     ({"target_kind": "rain_gauge"}, "target_kind must be a dimmable kind (street_light): 'rain_gauge'"),
     ({"hold": 30}, "rule 'presence-lighting': unknown key 'hold'; known:"),
