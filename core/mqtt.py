@@ -1,4 +1,9 @@
-"""paho-mqtt clients configured the one way every service needs: MQTT 5, auth, backoff."""
+"""paho-mqtt clients configured the one way every service needs: MQTT 5, auth, backoff.
+
+MQTT 3.1.1 is available for brokers that speak nothing newer (The Things Stack's MQTT server):
+pass ``protocol=MQTTv311``. 3.1.1 has no properties, so no session expiry or receive window is
+sent; a 3.1.1 session is kept or not by the client's clean-session flag, set when it is created.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import ssl
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -18,11 +23,20 @@ from core.settings import MqttSettings
 SESSION_EXPIRY_SECONDS = 24 * 3600
 
 
-def new_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False) -> paho.Client:
-    """A client with credentials, optional TLS and exponential reconnect backoff; not yet connected."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack
-    )
+def new_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False,
+               protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+               clean_session: bool = True) -> paho.Client:
+    """A client with credentials, optional TLS and exponential reconnect backoff; not yet connected.
+
+    clean_session applies to MQTT 3.1.1 only (MQTT 5 decides at connect(), by session expiry).
+    """
+    if protocol == MQTTProtocolVersion.MQTTv5:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack
+        )
+    else:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                             clean_session=clean_session, manual_ack=manual_ack)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls_ca:
@@ -58,7 +72,16 @@ def connect_properties(session_expiry: int = SESSION_EXPIRY_SECONDS,
 
 def connect(client: paho.Client, settings: MqttSettings, *, persistent: bool = True,
             receive_maximum: int | None = None) -> None:
-    """Start connecting in the background (loop_start must follow); reconnects are automatic."""
+    """Start connecting in the background (loop_start must follow); reconnects are automatic.
+
+    On an MQTT 3.1.1 client persistent is ignored (its clean-session flag was set by new_client)
+    and receive_maximum is refused: 3.1.1 cannot carry it.
+    """
+    if client.protocol != MQTTProtocolVersion.MQTTv5:
+        if receive_maximum is not None:
+            raise ValueError("receive_maximum is an MQTT 5 property; this client speaks MQTT 3.1.1")
+        client.connect_async(settings.host, settings.port, keepalive=30)
+        return
     if persistent or receive_maximum is not None:
         props = connect_properties(SESSION_EXPIRY_SECONDS if persistent else 0, receive_maximum)
     else:

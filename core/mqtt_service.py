@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -52,13 +53,18 @@ class LinkStats:
 
 
 class MqttLink:
-    """A paho client run the same way by every service: MQTT 5, persistent session, backoff."""
+    """A paho client run the same way by every service: MQTT 5, persistent session, backoff.
+
+    ``protocol=MQTTv311`` serves a broker that speaks only 3.1.1 (The Things Stack); then
+    receive_maximum must be None and end_session has no effect.
+    """
 
     def __init__(self, name: str, settings: MqttSettings, client_id: str, *,
                  subscriptions: Sequence[tuple[str, int]] = (), on_message: MessageHandler | None = None,
                  on_connect: Callable[[paho.Client], None] | None = None,
                  on_publish: Callable[[int, bool], None] | None = None, manual_ack: bool = False,
-                 will: Will | None = None, persistent: bool = True, receive_maximum: int | None = None) -> None:
+                 will: Will | None = None, persistent: bool = True, receive_maximum: int | None = None,
+                 protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
         self.name = name
         self.settings = settings
         self.client_id = client_id
@@ -75,7 +81,10 @@ class MqttLink:
         self._receive_maximum = receive_maximum
         self._stopping = False
         self.session_present = False  # did the broker resume our session at the last connect
-        self.client = mqtt.new_client(settings, client_id, manual_ack=manual_ack)
+        self.protocol = protocol
+        # On 3.1.1 the session is kept by the clean-session flag, fixed when the client is made.
+        self.client = mqtt.new_client(settings, client_id, manual_ack=manual_ack, protocol=protocol,
+                                      clean_session=not persistent)
         if will is not None:
             self.client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         self.client.on_connect = self._on_connect
@@ -98,7 +107,8 @@ class MqttLink:
         """Disconnect and stop the network thread; end_session asks the broker to drop our session now."""
         self._stopping = True
         props = None
-        if end_session:
+        # MQTT 3.1.1 has no DISCONNECT properties: its session ends only by a clean-session connect.
+        if end_session and self.protocol == MQTTProtocolVersion.MQTTv5:
             props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 0
         self.client.disconnect(properties=props)

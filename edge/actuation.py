@@ -76,6 +76,20 @@ class Actuator:
             self._cond.notify_all()
         self._thread.join(timeout=10)
 
+    def update_devices(self, devices: dict[str, EdgeDevice]) -> None:
+        """Follow a config reload: commands for devices no longer here are acknowledged as rejected."""
+        gone: list[Ack] = []
+        with self._cond:
+            self._devices = dict(devices)
+            for key in [k for k in self._desired if k[0] not in devices]:
+                desired = self._desired.pop(key)
+                self._due.discard(key)
+                if not desired.acked:
+                    gone.append(Ack(desired.command.id, key[0], AckStatus.REJECTED,
+                                    "the device was removed from this gateway's configuration"))
+        for ack in gone:
+            self._on_ack(ack)
+
     def submit(self, command: Command) -> None:
         """Accept a command from the platform: reject what cannot apply here, else make it the desired state."""
         device = self._devices.get(command.device)
@@ -155,7 +169,9 @@ class Actuator:
                     continue
                 key = self._due.pop()
                 desired = self._desired[key]
-            self._apply(desired)
+                device = self._devices.get(key[0])
+            if device is not None:
+                self._apply(device, desired)
 
     def _watch(self) -> None:
         # Under self._cond: expire what can no longer be applied, retry what the radio could not send.
@@ -178,13 +194,13 @@ class Actuator:
                     and mono - desired.last_attempt >= self._retry_interval:
                 self._due.add(key)
 
-    def _apply(self, desired: _Desired) -> None:
+    def _apply(self, device: EdgeDevice, desired: _Desired) -> None:
         cmd = desired.command
         if cmd.expired(time.time()):
             return  # _watch acknowledges it
         desired.attempts += 1
         desired.last_attempt = time.monotonic()
-        if self._transmit(self._devices[cmd.device], cmd):
+        if self._transmit(device, cmd):
             desired.transmissions += 1
             desired.sent_at = time.monotonic()
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 from core.kinds import KINDS
 from core.senml import Reading
@@ -23,6 +24,44 @@ from edge.rg15 import RG15Reading
 MAX_COUNTED_GAP = 16384
 
 log = logging.getLogger(__name__)
+
+# Counts a problem by reason and logs its message: (reason, message) -> None.
+Problem = Callable[[str, str], None]
+
+
+def count_problem(problems: Counter[str], reason: str, message: str, logger: logging.Logger = log) -> None:
+    """Count a problem by reason; log it once per power of two, so a broken node cannot flood the log."""
+    problems[reason] += 1
+    n = problems[reason]
+    if n & (n - 1) == 0:
+        logger.warning("%s (%d so far)", message, n)
+
+
+def payload_readings(device: EdgeDevice, payload: bytes, received: float, problem: Problem) -> list[Reading]:
+    """The readings in one CayenneLPP payload of a device; what cannot be used goes to problem.
+
+    Entries the device's layout does not know are reported as ``bad_entries`` and the good ones
+    kept; a payload with nothing decodable is ``bad_payload`` and gives no readings. Shared by
+    the modem path (LoraConverter) and the network-server path (edge.ns_bridge).
+    """
+    try:
+        metrics = decode_payload(device.layout, payload)
+    except UnknownEntriesError as exc:
+        problem("bad_entries", f"device {device.id}: {exc}")
+        metrics = exc.metrics
+    except CodecError as exc:
+        problem("bad_payload", f"device {device.id}: {exc}")
+        return []
+    units = KINDS[device.kind].metrics
+    readings = []
+    for metric, value in metrics.items():
+        if metric not in units:
+            # A decoder configured for another kind: its metrics do not exist for this device.
+            problem("bad_entries", f"device {device.id}: a {device.kind} has no metric {metric!r} "
+                                   f"(decoder {device.layout!r})")
+            continue
+        readings.append(Reading(device.id, metric, value, received, units[metric].unit))
+    return readings
 
 
 class LoraConverter:
@@ -66,16 +105,7 @@ class LoraConverter:
             return []
         self._count_gap(up.address, up.fcnt)
         self.last_fcnt = (up.address, up.fcnt)
-        try:
-            metrics = decode_payload(device.layout, up.payload)
-        except UnknownEntriesError as exc:
-            self._problem("bad_entries", f"device {device.id}: {exc}")
-            metrics = exc.metrics
-        except CodecError as exc:
-            self._problem("bad_payload", f"device {device.id}: {exc}")
-            return []
-        units = KINDS[device.kind].metrics
-        return [Reading(device.id, m, v, received, units[m].unit) for m, v in metrics.items()]
+        return payload_readings(device, up.payload, received, self._problem)
 
     def _count_gap(self, address: str, fcnt: int) -> None:
         last = self._fcnt.get(address)
@@ -84,11 +114,7 @@ class LoraConverter:
         self._fcnt[address] = fcnt
 
     def _problem(self, reason: str, message: str) -> None:
-        self.problems[reason] += 1
-        # Logged once per power of two, so a broken node cannot flood the gateway's log.
-        n = self.problems[reason]
-        if n & (n - 1) == 0:
-            log.warning("%s (%d so far)", message, n)
+        count_problem(self.problems, reason, message)
 
 
 def rg15_readings(device: EdgeDevice, reading: RG15Reading, received: float) -> list[Reading]:

@@ -1,4 +1,11 @@
-"""`smartcity edge`: run the agent of one gateway until SIGINT/SIGTERM."""
+"""`smartcity edge`: run the agent of one gateway until SIGINT/SIGTERM, following its config as it changes.
+
+Two ways to say what the gateway has: ``--config FILE`` (the per-gateway TOML of a deployment,
+edge/README.md), or the older ``--gateway`` with the registry and a port map (the demo and tests).
+Either way the agent watches its source (the config file, or the registry file) and the LoRa key
+file, and applies a good change without a restart (SIGHUP checks at once); a bad edit is logged,
+counted in the health counters, and the running setup is kept.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +13,39 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from core.registry import load
-from core.runtime import run_until_stopped
+from core.runtime import on_sighup, run_until_stopped
 from core.settings import mqtt_from_env
 from edge.agent import EdgeAgent, EdgeConfigError
+from edge.config_watch import ConfigWatcher
 from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS, DurableQueue
+from edge.gateway_config import (
+    LORA_MODEMS,
+    GatewayConfig,
+    broker_settings,
+    config_from_registry,
+    load_config,
+    mqtt_settings,
+)
 from edge.lora_keys import KeyRing
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the edge subcommand (the broker comes from SMARTCITY_MQTT_*)."""
-    parser.add_argument("--gateway", required=True, help="this gateway's id in the registry")
+    """Options of the edge subcommand (without --config the broker comes from SMARTCITY_MQTT_*)."""
+    parser.add_argument("--config", help="the gateway's TOML config (deploy/samples/gateway.toml); "
+                                         "replaces --gateway, --port*, --lora-*, --queue-* and the registry")
+    parser.add_argument("--gateway", help="this gateway's id in the registry (without --config)")
     parser.add_argument("--port", action="append", default=[], metavar="NAME=PATH",
                         help="serial port for a port name, e.g. lora=/dev/ttyUSB0 or rg15=/dev/ttyAMA0")
     parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
     parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
-    parser.add_argument("--lora-modem", choices=["rn2483", "rak3172"], default="rn2483",
+    parser.add_argument("--lora-modem", choices=LORA_MODEMS, default="rn2483",
                         help="the LoRa modem on the 'lora' port: Microchip RN2483 or RAK3172 (RUI3, P2P)")
     parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
                         help="JSON key file of the LoRa nodes (0600; see edge/lora_keys.py); "
@@ -37,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="readings the queue keeps during an outage before the oldest go (counted)")
     parser.add_argument("--queue-max-age", type=float, default=DEFAULT_MAX_AGE,
                         help="seconds a reading may wait for the broker before it goes (counted)")
+    parser.add_argument("--status-interval", type=float, default=60.0,
+                        help="seconds between status messages with the health counters")
+    parser.add_argument("--watch-interval", type=float, default=2.0,
+                        help="seconds between checks of the config, registry and key files for changes")
 
 
 def port_map(args: argparse.Namespace) -> dict[str, str]:
@@ -58,30 +81,69 @@ def port_map(args: argparse.Namespace) -> dict[str, str]:
     return ports
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the agent; returns 2 on a configuration error."""
+def config_source(args: argparse.Namespace) -> tuple[Path, Callable[[Path], GatewayConfig]]:
+    """The file that describes this gateway and how to read it into a GatewayConfig."""
+    if args.config:
+        return Path(args.config), load_config
+    if not args.gateway:
+        raise EdgeConfigError("give --config FILE, or --gateway with the registry and its ports")
     if args.queue_max_readings < 1 or args.queue_max_age <= 0:
         raise EdgeConfigError("--queue-max-readings must be >= 1 and --queue-max-age > 0")
-    settings = mqtt_from_env()
-    settings.username = settings.username or args.gateway
-    registry = load(args.registry)
     ports = port_map(args)
-    has_lora = any(d.link == "lora" for d in registry.devices_of(args.gateway))
-    if has_lora and not args.lora_keys:
-        raise EdgeConfigError(f"gateway {args.gateway} has LoRa devices: give --lora-keys FILE (or "
-                              "SMARTCITY_LORA_KEYS); unauthenticated frames are never accepted")
-    keys = KeyRing.load(args.lora_keys) if args.lora_keys else KeyRing()
-    queue = DurableQueue(Path(args.state_dir) / "edge" / f"{args.gateway}.sqlite",
-                         max_readings=args.queue_max_readings, max_age=args.queue_max_age)
-    agent = EdgeAgent(args.gateway, registry, ports, settings, queue=queue, keys=keys, lora_modem=args.lora_modem,
-                      flush_interval=args.flush_interval, rg15_poll_interval=args.rg15_poll_interval)
+
+    def from_registry(path: Path) -> GatewayConfig:
+        return config_from_registry(load(path), args.gateway, ports, lora_modem=args.lora_modem,
+                                    lora_keys=args.lora_keys, state_dir=args.state_dir,
+                                    queue_max_readings=args.queue_max_readings, queue_max_age=args.queue_max_age,
+                                    flush_interval=args.flush_interval, poll_interval=args.rg15_poll_interval)
+
+    return Path(args.registry), from_registry
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the agent; returns 2 on a configuration error."""
+    source, read = config_source(args)
+    holder: list[EdgeAgent] = []
+    watcher = ConfigWatcher(source, read, lambda _old, new: holder[0].reconfigure(new),
+                            interval=args.watch_interval, name=f"gateway config {source}")
+    config = watcher.current
+    settings = mqtt_settings(config) if args.config else mqtt_from_env()
+    settings.username = settings.username or config.gateway
+    keys = KeyRing.load(config.lora.keys) if config.lora else KeyRing()
+    queue = DurableQueue(config.queue_path(args.state_dir), max_readings=config.queue.max_readings,
+                         max_age=config.queue.max_age)
+    agent = EdgeAgent(config, settings, queue=queue, keys=keys, ns_settings=broker_settings,
+                      status_interval=args.status_interval)
+    holder.append(agent)
+    watchers: list[ConfigWatcher[GatewayConfig] | ConfigWatcher[KeyRing]] = [watcher]
+    if config.lora:
+        key_watcher: ConfigWatcher[KeyRing] = ConfigWatcher(
+            config.lora.keys, KeyRing.load, lambda _old, new: agent.use_keys(new), interval=args.watch_interval,
+            name=f"LoRa keys {config.lora.keys}")
+        watchers.append(key_watcher)
+
+    def watch_health() -> dict[str, float]:
+        return {"config_reloads": sum(w.changes for w in watchers),
+                "config_reload_failures": sum(w.failures for w in watchers)}
+
+    agent.extra_health = watch_health
     agent.start()
+    for w in watchers:
+        w.start()
+    def reload_all() -> None:
+        # Only sets flags: the watchers' threads do the loading, never the signal handler.
+        for w in watchers:
+            w.request_reload()
+
+    on_sighup(reload_all)
     try:
         run_until_stopped(args.duration)
     finally:
+        for w in watchers:
+            w.stop()
         agent.stop()
         log.info("edge agent %s stopped: %d readings in %d batches, %d dropped, %d commands applied, "
-                 "%d failed, frame problems %s, lost LoRa frames %d", args.gateway, agent.uplink.readings_sent,
+                 "%d failed, frame problems %s, lost LoRa frames %d", agent.gateway, agent.uplink.readings_sent,
                  agent.uplink.batches_sent, agent.queue.dropped, agent.actuator.applied, agent.actuator.failed,
                  dict(agent.converter.problems), agent.converter.lost_frames)
     return 0

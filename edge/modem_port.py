@@ -34,6 +34,7 @@ class Pending(Generic[E]):
 
     command: str
     rearm: bool = False  # a re-arm nobody waits for: the reader checks its reply itself
+    speculative: bool = False  # a re-arm after a garbled line, which may have been a frame or not
     transmit: bool = False
     reply: E | None = None
     replied: threading.Event = field(default_factory=threading.Event)

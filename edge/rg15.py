@@ -86,7 +86,8 @@ def _mm(value: str, unit: str) -> float:
 
 
 def _info(text: str) -> RG15Info | None:
-    if text.startswith(";"):
+    # A header comment is printable ASCII: noise that happens to start with ';' is not one.
+    if text.startswith(";") and text.isascii() and text.isprintable():
         return RG15Info(InfoKind.HEADER, text)
     if len(text) == 1 and text.lower() in _MODE_REPLIES:
         return RG15Info(InfoKind.MODE, text)

@@ -124,6 +124,10 @@ class RN2483Port(ModemPort[ModemEvent]):
             event = parse_line(raw.decode("ascii", errors="replace"))
         except ModemError as exc:
             self._bad_line(exc)
+            # The garbled line may have been a received frame, after which the RN2483 has turned its
+            # receiver off (and with the watchdog off nothing else will ever tell us): listen again.
+            # If it was only noise the modem answers busy, which is harmless.
+            self._rearm(speculative=True)
             return
         if isinstance(event, RadioRx):
             self.frames += 1
@@ -150,6 +154,8 @@ class RN2483Port(ModemPort[ModemEvent]):
                 self._awaiting_outcome = pending
             pending.replied.set()
         if pending.rearm and not isinstance(event, Ok):
+            if pending.speculative and isinstance(event, Busy):
+                return  # the receiver was still on: the garbled line was noise, not a frame
             self.rearm_failures += 1
             log.warning("%s: radio rx 0 answered %s", self._link.name, type(event).__name__)
 
@@ -166,12 +172,15 @@ class RN2483Port(ModemPort[ModemEvent]):
         self.rx_errors += 1  # a failed reception; the receiver stopped, so listen again
         self._rearm()
 
-    def _rearm(self) -> None:
+    def _rearm(self, *, speculative: bool = False) -> None:
         with self._cond:
             if self._transmitting or not self._ready.is_set():
                 return  # the transmitting thread (or initialisation) arms the receiver
+            if speculative and self._pending:
+                return  # the garbled line may be a command's reply: its owner sorts that out
             try:
-                self._command("radio rx 0", rearm=True)
+                pending = self._command("radio rx 0", rearm=True)
+                pending.speculative = speculative
             except LinkError as exc:
                 log.warning("%s: cannot re-arm the receiver: %s", self._link.name, exc)
 

@@ -1,5 +1,5 @@
 """The gateway's MQTT link: birth and last will, SenML batches from the durable queue at QoS 1,
-commands in, acks out.
+commands in, acks out, and the status with the health counters every ``status_interval``.
 
 Every flush seals the readings the queue holds into numbered batches and hands each batch to paho
 once. A batch leaves the queue only when its PUBACK arrives; after a reconnect paho itself sends
@@ -34,13 +34,19 @@ class Uplink:
 
     def __init__(self, gateway: str, settings: MqttSettings, queue: DurableQueue,
                  on_command: Callable[[Command], None], *, flush_interval: float = 1.0,
-                 batch_size: int = 500, max_inflight: int = 50) -> None:
+                 batch_size: int = 500, max_inflight: int = 50, status_interval: float = 60.0,
+                 health: Callable[[], dict[str, float]] | None = None) -> None:
         self.gateway = gateway
         self._queue = queue
         self._on_command = on_command
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_inflight = max_inflight
+        self._status_interval = status_interval
+        self._health = health
+        self._since = time.time()  # of the last birth
+        self._next_status = time.monotonic() + status_interval
+        self.status_reports = 0
         self.batches_sent = 0  # acknowledged by the broker
         self.readings_sent = 0
         self.bad_commands = 0
@@ -95,9 +101,30 @@ class Uplink:
         """Publish a command acknowledgement (queued by paho if the link is down)."""
         self._client.publish(topics.topic(self.gateway, Channel.ACKS), ack.to_json(), qos=1)
 
+    def status(self) -> dict[str, object]:
+        """The status message: online since the last birth, the next seq, and the health counters now."""
+        message: dict[str, object] = {"state": "online", "agent": AGENT_VERSION, "since": self._since,
+                                      "seq": self.seq, "at": round(time.time(), 3)}
+        if self._health is not None:
+            message["health"] = self._health()
+        return message
+
     def _announce(self, client: paho.Client) -> None:
-        birth = {"state": "online", "agent": AGENT_VERSION, "since": time.time(), "seq": self.seq}
-        client.publish(topics.topic(self.gateway, Channel.STATUS), jsonfast.dumps(birth), qos=1, retain=True)
+        self._since = time.time()
+        client.publish(topics.topic(self.gateway, Channel.STATUS), jsonfast.dumps(self.status()), qos=1, retain=True)
+
+    def _report_status(self) -> None:
+        # Retained, so a dashboard or an operator subscribing later sees the latest counters at once.
+        if time.monotonic() < self._next_status or not self.connected.is_set():
+            return
+        self._next_status = time.monotonic() + self._status_interval
+        try:
+            message = jsonfast.dumps(self.status())
+        except Exception:  # a counter source that fails must not stop the readings
+            log.exception("gateway %s: health report failed", self.gateway)
+            return
+        self._client.publish(topics.topic(self.gateway, Channel.STATUS), message, qos=1, retain=True)
+        self.status_reports += 1
 
     def _on_message(self, msg: paho.MQTTMessage) -> None:
         try:
@@ -111,6 +138,7 @@ class Uplink:
     def _publish_loop(self) -> None:
         while not self._stop.wait(self._flush_interval):
             self.flush()
+            self._report_status()
         self.flush()
 
     def flush(self) -> None:

@@ -26,6 +26,8 @@ from ingest.points import (
     UniqueMicros,
     ack_line,
     command_line,
+    health_fields,
+    health_line,
     micros,
     pack_lines,
     status_line,
@@ -70,7 +72,7 @@ class MessageConverter:
             if parsed.channel is Channel.READINGS:
                 return self._readings(gateway, topic, payload, now)
             if parsed.channel is Channel.STATUS:
-                return [self._status(gateway, payload, now)], None
+                return self._status(gateway, payload, now), None
             if parsed.channel is Channel.COMMANDS:
                 return [self._command(gateway, payload)], None
             try:
@@ -104,7 +106,7 @@ class MessageConverter:
             return lines, None
         return lines, (gateway, cols.seq, len(cols.names) + len(cols.errors))
 
-    def _status(self, gateway: str, payload: bytes | bytearray, now: float) -> str:
+    def _status(self, gateway: str, payload: bytes | bytearray, now: float) -> list[str]:
         try:
             status: Any = jsonfast.loads(payload)
         except ValueError as exc:
@@ -117,7 +119,20 @@ class MessageConverter:
         since = status.get("since")
         # The birth's own time where it is sane, so a redelivered status is the same point again.
         time_us = micros(float(since)) if self._bounds.admits(since, now) else self.clock_us(now)
-        return status_line(gateway, state, time_us, seq)
+        lines = [status_line(gateway, state, time_us, seq)]
+        health = status.get("health")
+        if health is not None:
+            # The state is kept when the counters are bad: they become a dead letter of their own.
+            try:
+                fields = health_fields(health)
+            except ValueError as exc:
+                lines.append(self._dead_letter(gateway, topics.topic(gateway, Channel.STATUS), "bad_health", 1,
+                                               str(exc), payload=payload, now=now))
+                return lines
+            at = status.get("at")
+            at_us = micros(float(at)) if self._bounds.admits(at, now) else self.clock_us(now)
+            lines.append(health_line(gateway, fields, at_us))
+        return lines
 
     def _command(self, gateway: str, payload: bytes | bytearray) -> str:
         try:

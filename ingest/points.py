@@ -7,6 +7,7 @@ precision a float of unix seconds carries (two readings in the same millisecond 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from core.commands import Ack, Command
@@ -131,6 +132,34 @@ def status_line(gateway: str, state: str, time_us: int, seq: int | None = None) 
     if seq is not None:
         fields["seq"] = seq
     return line("gateway_status", {"gateway": gateway}, fields, time_us)
+
+
+HEALTH_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_HEALTH_FIELDS = 100
+
+
+def health_fields(health: object) -> dict[str, float]:
+    """The numeric counters of an edge status' ``health`` object; raises ValueError naming what is wrong.
+
+    Every value is stored as a float, so a counter that is sometimes an int never clashes with
+    the field's type in InfluxDB; names are checked so a gateway cannot make arbitrary fields.
+    """
+    if not isinstance(health, dict) or not health or len(health) > MAX_HEALTH_FIELDS:
+        raise ValueError(f"status 'health' must be an object of 1-{MAX_HEALTH_FIELDS} counters")
+    fields: dict[str, float] = {}
+    for name, value in health.items():
+        if not isinstance(name, str) or not HEALTH_NAME.match(name):
+            raise ValueError(f"health counter name {str(name)[:70]!r} is not lower-case letters, digits and '_'")
+        number = finite_float(value)
+        if number is None or isinstance(value, bool):
+            raise ValueError(f"health counter {name} must be a finite number: {str(value)[:40]}")
+        fields[name] = number
+    return fields
+
+
+def health_line(gateway: str, fields: dict[str, float], time_us: int) -> str:
+    """An edge agent's health counters as a point of gateway_health."""
+    return line("gateway_health", {"gateway": gateway}, dict(fields), time_us)
 
 
 def command_line(gateway: str, cmd: Command) -> str:

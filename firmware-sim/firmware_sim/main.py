@@ -1,4 +1,9 @@
-"""`smartcity sim`: run the simulated city's firmware on pseudo-terminals until SIGINT/SIGTERM."""
+"""`smartcity sim`: run the simulated city's firmware on pseudo-terminals until SIGINT/SIGTERM.
+
+With ``--scenario FILE`` it runs a scenario instead (firmware_sim.scenario): the file's city,
+speed and timers, its faults on schedule, until its duration has passed; the port map then
+lists stable paths (symlinks in ``--link-dir``) that survive the scenario's unplug faults.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ import os
 from pathlib import Path
 
 from core.registry import load
-from core.runtime import run_until_stopped
+from core.runtime import run_until_stopped, stop_event
 from edge.lora_keys import KeyFileError, KeyRing
 from firmware_sim.city import SimulatedCity
+from firmware_sim.scenario import Scenario
+from firmware_sim.scenario_clock import format_duration
+from firmware_sim.scenario_file import load_scenario
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which LoRa modem firmware every gateway's 'lora' port plays")
     parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
                         help="the LoRa nodes' key file (the same one the edge agents use; see edge/lora_keys.py)")
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="run this scenario (TOML, see firmware-sim/scenarios/faults-demo.toml) until its "
+                             "duration; its city, speed, seed, timers and modem replace the options above, and "
+                             "--registry is its city only if the file names none")
+    parser.add_argument("--link-dir", metavar="DIR",
+                        help="with --scenario: put the stable port paths (symlinks) here (default: a temporary "
+                             "directory, removed at the end)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulated devices; the port map appears atomically once every port is open."""
     if not args.lora_keys:
         raise KeyFileError("the simulated LoRa nodes sign their frames: give --lora-keys FILE")
+    if args.scenario:
+        return run_scenario(args)
     city = SimulatedCity(load(args.registry), report_interval=args.report_interval,
                          busy_seconds=args.busy_seconds, quiet_seconds=args.quiet_seconds, seed=args.seed,
                          rain_time_scale=args.rain_time_scale, keys=KeyRing.load(args.lora_keys),
@@ -51,4 +68,25 @@ def run(args: argparse.Namespace) -> int:
     finally:
         city.stop()
         log.info("simulated city stopped; light levels %s", city.light_levels())
+    return 0
+
+
+def run_scenario(args: argparse.Namespace) -> int:
+    """Run a scenario file until its duration (or SIGINT/SIGTERM, or --duration real seconds) has passed."""
+    spec = load_scenario(args.scenario, default_registry=args.registry)
+    scenario = Scenario(spec, keys=KeyRing.load(args.lora_keys), link_dir=args.link_dir)
+    stop = stop_event()
+    try:
+        scenario.open()
+        scenario.write_port_map(args.port_map)
+        log.info("scenario %s: %s simulated at speed %g (%s real), %d faults; ports %s", spec.source,
+                 format_duration(spec.duration), spec.speed, format_duration(spec.duration / spec.speed),
+                 len(spec.faults), scenario.ports())
+        until = spec.duration
+        if args.duration is not None:  # a real-time cap, e.g. for a short CI run of a long scenario
+            until = min(until, args.duration * spec.speed)
+        scenario.run(until=until, stop=stop)
+    finally:
+        scenario.stop()
+    log.info("scenario %s done: %s", spec.source, scenario.counters())
     return 0

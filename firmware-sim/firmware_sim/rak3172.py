@@ -17,7 +17,8 @@ the next ``AT+PRECV``. As in the RN2483 simulator, packets that arrive while the
 is off wait in a bounded queue (``rx_queue``; 0 = a bare radio that misses them).
 
 Work mode and P2P settings survive a reset (RUI3 keeps them in flash); receiving does not.
-``reset()`` (a brown-out) and ``inject()`` (line noise) are the faults tests can inject.
+``reset()`` (a brown-out) and ``inject()`` (line noise) are the faults tests can inject;
+``replace_port(port)`` moves the firmware to the pty of a replugged USB adapter.
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ class RAK3172Sim:
         """A brown-out or watchdog reset: the boot banner, and the receiver and any transmission gone."""
         with self._lock:
             self._power_up()
+
+    def replace_port(self, port: PtyPort) -> None:
+        """Talk on another pty from now on (the USB adapter was replugged and got a new one)."""
+        with self._lock:
+            self.port = port
 
     def inject(self, data: bytes) -> None:
         """Write raw bytes onto the UART, as line noise or a glitching level shifter would."""

@@ -6,6 +6,11 @@ edge that forgets to send ``M``/``H``/``C`` gets imperial low-resolution lines, 
 from a gauge with different switches. Resolution: high 0.01 mm / 0.001 in, low 0.2 mm /
 0.01 in, printed with 2 / 1 (metric) and 3 / 2 (imperial) decimals. Accumulations are
 floored to the resolution; the remainder of ``Acc`` carries over to the next read.
+
+Faults (firmware_sim.faults): ``silence(until)`` stops the gauge answering and reporting
+(its optics keep counting, so the first reading afterwards includes the rain meanwhile);
+``restart()`` is a power cycle (boot header, DIP-switch settings, accumulators cleared);
+``replace_port(port)`` moves the firmware to the pty of a replugged USB adapter.
 """
 
 from __future__ import annotations
@@ -107,8 +112,14 @@ class RG15Sim:
         self.total_mm = 0.0
         self._events_seen = self.model.events
         self.lines_sent = 0
+        self.readings_sent = 0  # R-style lines (polled or continuous)
         self.commands = 0
         self.unknown_commands = 0
+        self.ignored_commands = 0  # commands that arrived while silent
+        self.suppressed_lines = 0  # lines not sent because silent
+        self.restarts = 0
+        self._silent_until: float | None = None
+        self._silent = False
         self._next_tick = 0.0
         self._runner = Runner(f"sim-rg15:{port.path}", self._step)
         if power_up_header:
@@ -122,6 +133,39 @@ class RG15Sim:
     def stop(self) -> None:
         """Stop the firmware thread (the pty stays open until closed by its owner)."""
         self._runner.stop()
+
+    def replace_port(self, port: PtyPort) -> None:
+        """Talk on another pty from now on (the USB adapter was replugged and got a new one)."""
+        with self._lock:
+            self.port = port
+
+    def silence(self, until: float | None = None) -> None:
+        """Answer nothing and report nothing until monotonic time until (None: until resume())."""
+        with self._lock:
+            self._silent, self._silent_until = True, until
+
+    def resume(self) -> None:
+        """End a silence."""
+        with self._lock:
+            self._silent, self._silent_until = False, None
+
+    @property
+    def silent(self) -> bool:
+        """True while the gauge says nothing."""
+        with self._lock:
+            return self._silent_now()
+
+    def _silent_now(self) -> bool:
+        # Caller holds the lock; a silence past its end time is over even if no one calls resume().
+        if self._silent and self._silent_until is not None and time.monotonic() >= self._silent_until:
+            self._silent, self._silent_until = False, None
+        return self._silent
+
+    def restart(self) -> None:
+        """A power cycle: settings back to the DIP switches, accumulators cleared, the boot header sent."""
+        with self._lock:
+            self.restarts += 1
+            self._apply("K", "")
 
     def set_rain(self, intensity_mm_h: float | None) -> None:
         """Force a rain intensity (mm/h), or None to return to the random weather."""
@@ -151,7 +195,7 @@ class RG15Sim:
             self.acc_mm += fallen
             self.event_mm += fallen
             self.total_mm += fallen
-            if self.settings.continuous and self._floor(self.acc_mm) > 0:
+            if self.settings.continuous and self._floor(self.acc_mm) > 0 and not self._silent_now():
                 self._send(self._reading_line())
 
     def command(self, line: str) -> None:
@@ -159,9 +203,12 @@ class RG15Sim:
         text = line.strip()
         if not text:
             return
-        self.commands += 1
         letter, argument = text[0].upper(), text[1:].strip()
         with self._lock:
+            if self._silent_now():
+                self.ignored_commands += 1
+                return
+            self.commands += 1
             reply = self._apply(letter, argument)
             if reply is not None:
                 self._send(reply)
@@ -230,6 +277,7 @@ class RG15Sim:
         return self._shown(shown)
 
     def _reading_line(self) -> str:
+        self.readings_sent += 1
         acc = self._take_acc()
         event, total = self._shown(self._floor(self.event_mm)), self._shown(self._floor(self.total_mm))
         rint = self._shown(self.model.intensity)
@@ -242,5 +290,8 @@ class RG15Sim:
             self._send(line)
 
     def _send(self, line: str) -> None:
+        if self._silent_now():
+            self.suppressed_lines += 1
+            return
         self.port.write_line(line)
         self.lines_sent += 1

@@ -8,6 +8,12 @@ that retransmit a report they could not get through, and keeps a packet that lan
 a gateway transmission from vanishing. ``rx_queue=0`` models a bare radio that simply
 misses them. ``radio set wdt <ms>`` is honoured: with a non-zero watchdog an armed receiver
 gives up with ``radio_err`` after that time (the power-on default is 15000 ms).
+
+Faults (firmware_sim.faults): ``reset()`` is a brown-out or watchdog reboot: the module
+prints its version banner as it does at power-up and comes back with the LoRaWAN stack
+running (``radio rx`` is ``busy`` until ``mac pause``), the receiver off, the watchdog at
+its default and the queue empty. ``replace_port(port)`` moves the firmware to the pty of a
+replugged USB adapter.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class RN2483Sim:
         self.transmitted = 0
         self.rearms = 0  # radio rx commands accepted
         self.rejected = 0  # invalid_param / busy replies
+        self.resets = 0  # spontaneous reboots (reset()); sys reset is a command, not counted here
         self._runner = Runner(f"sim-rn2483:{port.path}", self._step)
         air.attach_modem(self.receive)
 
@@ -62,6 +69,17 @@ class RN2483Sim:
     def stop(self) -> None:
         """Stop the firmware thread (the pty stays open until closed by its owner)."""
         self._runner.stop()
+
+    def replace_port(self, port: PtyPort) -> None:
+        """Talk on another pty from now on (the USB adapter was replugged and got a new one)."""
+        with self._lock:
+            self.port = port
+
+    def reset(self) -> None:
+        """Reboot on its own (brown-out, watchdog): the power-up banner, and every radio setting gone."""
+        with self._lock:
+            self.resets += 1
+            self.port.write_line(self._power_up())
 
     @property
     def queued(self) -> int:
@@ -119,11 +137,7 @@ class RN2483Sim:
     def _apply(self, words: list[str]) -> str | None:
         match words:
             case ["sys", "reset"]:
-                self.paused = self.armed = False
-                self._armed_until = None
-                self.wdt_ms = DEFAULT_WDT_MS
-                self._queue.clear()
-                return VERSION
+                return self._power_up()
             case ["sys", "get", "ver"]:
                 return VERSION
             case ["mac", "pause"]:
@@ -158,6 +172,14 @@ class RN2483Sim:
                     return "busy"
                 return "ok"
         return "invalid_param"
+
+    def _power_up(self) -> str:
+        # Caller holds the lock. The banner is what the module prints once it is up again.
+        self.paused = self.armed = False
+        self._armed_until = None
+        self.wdt_ms = DEFAULT_WDT_MS
+        self._queue.clear()
+        return VERSION
 
     def _transmit(self, frame: bytes) -> None:
         # Commands that arrive during the airtime wait in the pty: the firmware is busy sending.

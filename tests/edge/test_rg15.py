@@ -104,6 +104,7 @@ def test_status_words(line: str) -> None:
     "Emitters 9, garbage",
     "q",
     "\ufffd\ufffd",
+    ";\ufffd\x1b\ufffdZ",  # noise that starts with ';' is not a header comment (the scenario's garbage found it)
 ])
 def test_garbage_rejected_naming_the_line(line: str) -> None:
     with pytest.raises(RG15Error) as info:

@@ -168,3 +168,31 @@ def test_a_steady_stream_is_stored_exactly(start_ingest, influx, mqtt_client):
     stream.join()
     wait_for(lambda: count(influx, "street_light", "power") == len(stream.expected), 20)
     assert stored_power(influx) == stream.expected
+
+
+def test_edge_health_counters_are_stored_and_bad_ones_dead_lettered_beside_the_state(start_ingest, influx,
+                                                                                        mqtt_client):
+    start_ingest()
+    gw = mqtt_client("gw-vs-01")
+    status = topics.topic("gw-vs-01", Channel.STATUS)
+    now = time.time()
+    good = {"state": "online", "since": now - 100, "seq": 7, "at": now - 1,
+            "health": {"queue_depth": 12, "readings_published": 340, "frames_rejected_bad_mic": 2, "uptime_s": 99.5}}
+    gw.publish(status, jsonfast.dumps(good), qos=1).wait_for_publish(5)
+    wait_for(lambda: count(influx, "gateway_health", "queue_depth") == 1)
+    rows = [r for s in influx.query('SELECT * FROM "gateway_health"') for r in s.rows()]
+    assert rows[0]["readings_published"] == 340.0 and rows[0]["frames_rejected_bad_mic"] == 2.0
+    assert rows[0]["gateway"] == "gw-vs-01"
+    # Integers and floats of one counter share one field type: a later float never clashes.
+    good["health"] = {"queue_depth": 0.5}
+    good["at"] = now
+    gw.publish(status, jsonfast.dumps(good), qos=1).wait_for_publish(5)
+    wait_for(lambda: count(influx, "gateway_health", "queue_depth") == 2)
+    for health in ({"Queue depth": 1}, {"queue_depth": "full"}, [1, 2]):
+        gw.publish(status, jsonfast.dumps({"state": "online", "since": now - 50, "health": health}), qos=1)
+    wait_for(lambda: len(list_dead_letters(influx, reason="bad_health")) == 3)
+    details = " ".join(dl.detail for dl in list_dead_letters(influx, reason="bad_health"))
+    for fragment in ("lower-case", "finite number", "object of 1-100"):
+        assert fragment in details
+    # The state beside the bad counters is still stored.
+    wait_for(lambda: count(influx, "gateway_status", "state") == 2)
