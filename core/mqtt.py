@@ -8,8 +8,11 @@ sent; a 3.1.1 session is kept or not by the client's clean-session flag, set whe
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import ssl
+import time
+from collections import deque
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -21,6 +24,43 @@ from core.settings import MqttSettings
 
 # A persistent session keeps QoS 1 messages queued at the broker while a service restarts.
 SESSION_EXPIRY_SECONDS = 24 * 3600
+RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 30  # seconds
+# paho's states in which a reconnect wait ends at once (disconnect() or loop_stop() was called).
+_STOPPING = (paho._ConnectionState.MQTT_CS_DISCONNECTING,  # type: ignore[attr-defined]
+             paho._ConnectionState.MQTT_CS_DISCONNECTED)  # type: ignore[attr-defined]
+
+
+class Client(paho.Client):
+    """paho's client with jitter on its reconnect backoff.
+
+    paho doubles the delay between attempts up to the maximum, but every client that lost the
+    same broker then retries in lock step: sixty gateways of a city knock at the same instant,
+    and again twice as late. Each wait here is drawn from [delay/2, delay] ("equal jitter"),
+    which spreads them out while the exponential bound still holds. The delay starts from the
+    minimum again after a successful connection (paho resets it on CONNACK).
+    """
+
+    _rng = random.Random()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reconnect_waits: deque[float] = deque(maxlen=32)  # the latest waits, for tests and diagnostics
+
+    def _reconnect_wait(self) -> None:
+        with self._reconnect_delay_mutex:
+            if self._reconnect_delay is None:
+                self._reconnect_delay = self._reconnect_min_delay
+            else:
+                self._reconnect_delay = min(self._reconnect_delay * 2, self._reconnect_max_delay)
+            delay = self._reconnect_delay * self._rng.uniform(0.5, 1.0)
+        self.reconnect_waits.append(delay)
+        deadline = time.monotonic() + delay
+        # Short sleeps, so that stop() is not held up by a long wait (paho sleeps up to 1 s at a time too).
+        while not self._thread_terminate and self._state not in _STOPPING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.2))
 
 
 def new_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = False,
@@ -31,18 +71,16 @@ def new_client(settings: MqttSettings, client_id: str, *, manual_ack: bool = Fal
     clean_session applies to MQTT 3.1.1 only (MQTT 5 decides at connect(), by session expiry).
     """
     if protocol == MQTTProtocolVersion.MQTTv5:
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack
-        )
+        client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, manual_ack=manual_ack)
     else:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
-                             clean_session=clean_session, manual_ack=manual_ack)
+        client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                        clean_session=clean_session, manual_ack=manual_ack)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls_ca:
         client.tls_set(ca_certs=settings.tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    # paho doubles the delay up to max_delay: no fixed-rate reconnect storm after a broker outage.
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # Doubling up to the maximum, with jitter (Client): no fixed-rate reconnect storm after an outage.
+    client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY, max_delay=RECONNECT_MAX_DELAY)
     client.on_socket_open = _no_delay
     return client
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from pathlib import Path
 
 from core.mqtt import connect, new_client
-from deploy.mosquitto import Broker
-from tests.conftest import settings_for
+from deploy.mosquitto import Broker, start_mosquitto
+from tests.conftest import settings_for, wait_for
 
 
 def test_client_socket_has_tcp_nodelay(broker: Broker) -> None:
@@ -23,6 +25,38 @@ def test_client_socket_has_tcp_nodelay(broker: Broker) -> None:
         assert sock is not None
         # Without it a command written right after an ack waits ~10 ms for the broker's next packet.
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_reconnects_back_off_exponentially_with_jitter_and_start_again_after_a_connect(
+        broker: Broker, tmp_path: Path) -> None:
+    """The edge issue: a fixed-rate reconnect (ThingsBoard's 1 Hz) makes every gateway knock at once."""
+    settings = settings_for(broker, "operator")
+    client = new_client(settings, "backoff-test")
+    client.reconnect_delay_set(min_delay=0.05, max_delay=0.4)  # type: ignore[arg-type]  # paho types them int
+    connects: list[float] = []
+    client.on_connect = lambda *_args: connects.append(time.monotonic())
+    connect(client, settings, persistent=False)
+    client.loop_start()
+    try:
+        wait_for(lambda: connects, 10)
+        broker.stop()
+        wait_for(lambda: len(client.reconnect_waits) >= 6, 10)
+        waits = list(client.reconnect_waits)[:6]
+        for wait, bound in zip(waits, (0.05, 0.1, 0.2, 0.4, 0.4, 0.4), strict=True):
+            assert bound / 2 <= wait <= bound  # doubling up to the maximum, each wait jittered below its bound
+        assert len({round(w / b, 6) for w, b in zip(waits, (0.05, 0.1, 0.2, 0.4, 0.4, 0.4), strict=True)}) > 1
+        restarted = start_mosquitto(tmp_path / "broker-again", broker.users, port=broker.port)
+        try:
+            wait_for(lambda: len(connects) == 2, 10)
+            client.reconnect_waits.clear()
+            restarted.stop()
+            wait_for(lambda: client.reconnect_waits, 10)
+            assert client.reconnect_waits[0] <= 0.05  # after a good connection it starts from the minimum
+        finally:
+            restarted.stop()
     finally:
         client.disconnect()
         client.loop_stop()
