@@ -190,3 +190,30 @@ def test_a_config_that_cannot_run_stops_the_start_with_its_reason(tmp_path, brok
                             text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert "[lora] 'modem'" in result.stderr and "sx1276" in result.stderr
+
+
+def test_a_command_sent_while_the_gateway_is_offline_is_applied_when_it_is_back(tmp_path, broker, city, mqtt_client):
+    """The broker keeps the command in the agent's session; acked applied only once the lamp reports it."""
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(config_text(broker, tmp_path, (city["lora"], city["rg15"]), ["vs-sl-101", "vs-sl-102"]))
+    watcher = Watcher(broker)
+    argv = [sys.executable, "-m", "smartcity", "edge", "--config", str(cfg), "--state-dir", str(tmp_path / "state")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    agent = spawn("edge", argv, tmp_path / "edge.log", env)
+    try:
+        wait_for(lambda: watcher.count("vs-sl-101") > 3, 20)
+        agent.stop()  # the gateway goes offline (its session stays at the broker)
+        wait_for(lambda: watcher.status.get("state") == "offline", 5)
+        command = Command("vs-sl-101", Action.DIM, {"level": 30}, "test", expires_at=time.time() + 60)
+        mqtt_client("rules").publish(f"smartcity/v1/gw/{GW}/commands", command.to_json(), qos=1).wait_for_publish(5)
+        time.sleep(1.0)
+        assert city["nodes"]["vs-sl-101"].level == 100 and watcher.acks == []
+        agent = spawn("edge-again", argv, tmp_path / "edge-again.log", env)
+        wait_for(lambda: any(a["id"] == command.id for a in watcher.acks), 15)
+        ack = next(a for a in watcher.acks if a["id"] == command.id)
+        assert ack["status"] == "applied" and "dim_level 30 %" in ack["detail"]
+        assert city["nodes"]["vs-sl-101"].level == 30
+    finally:
+        agent.stop()
+        watcher.close()
+    assert agent.process.returncode == 0, agent.log_tail()
