@@ -66,6 +66,7 @@ from typing import Any
 
 from core.kinds import KINDS
 from core.registry import Registry
+from core.toml_text import toml_key, toml_string
 from core.topics import ID_PATTERN
 from edge.device_codecs import UPLINK_LAYOUT
 from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS
@@ -89,7 +90,7 @@ from edge.gateway_config_model import (
     QueueConfig,
     SerialPortConfig,
 )
-from edge.gateway_config_render import format_duration, render_config, toml_key, toml_string
+from edge.gateway_config_render import format_duration, render_config
 from edge.gateway_config_tables import TABLE_KEYS, parse_duration, read_tables
 
 # One import for callers; the parts live in gateway_config_{model,tables,files,render}.py.

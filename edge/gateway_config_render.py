@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from core.toml_text import toml_key, toml_string
 from edge.gateway_config_model import CONFIG_VERSION, GatewayConfig, MqttConfig, NetworkServerConfig
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string (double-quoted) holding text exactly."""
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:  # control characters may not appear raw
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def toml_key(name: str) -> str:
-    return name if _BARE_KEY.fullmatch(name) else toml_string(name)
 
 
 def format_duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.kinds import KINDS
+from core.toml_text import toml_key
 from core.topics import ID_PATTERN, TopicError, check_id
 from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS
 from edge.edge_device import EdgeDevice
@@ -30,7 +31,6 @@ from edge.gateway_config_model import (
     QueueConfig,
     SerialPortConfig,
 )
-from edge.gateway_config_render import toml_key
 from edge.network_server import DOWNLINK_FPORT_MAX, FLAVOURS
 
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}", re.ASCII)

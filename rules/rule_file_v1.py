@@ -10,12 +10,12 @@ and :func:`to_toml` writes it out, so the text and the in-memory migration canno
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from core.commands import Action as CommandName
 from core.kinds import KINDS
 from core.registry import GEMEENTE
+from core.toml_text import toml_key, toml_string
 from core.topics import ID_PATTERN
 from rules.durations import format_duration
 from rules.rule_file_fields import Fields, RuleFileError, show
@@ -120,27 +120,6 @@ def migrate_data(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 # ---- TOML text, written by hand for the few shapes a migrated file has ----
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else toml_string(key)
-
-
 def toml_value(value: object) -> str:
     """One value as inline TOML (strings, booleans, finite numbers, arrays, inline tables)."""
     if isinstance(value, bool):
@@ -156,7 +135,7 @@ def toml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
@@ -165,12 +144,12 @@ def to_toml(data: dict[str, Any], comment: str = "") -> str:
     lines = [f"# {line}".rstrip() for line in comment.splitlines()]
     for key, value in data.items():
         if key != "rules":
-            lines.append(f"{_key(key)} = {toml_value(value)}")
+            lines.append(f"{toml_key(key)} = {toml_value(value)}")
     for rule in data.get("rules", []):
         lines += ["", "[[rules]]"]
         for key, value in rule.items():
             if key == "values" and isinstance(value, dict) and value:  # one value a line, as the examples
-                lines += [f"values.{_key(n)} = {toml_value(spec)}" for n, spec in value.items()]
+                lines += [f"values.{toml_key(n)} = {toml_value(spec)}" for n, spec in value.items()]
             else:
-                lines.append(f"{_key(key)} = {toml_value(value)}")
+                lines.append(f"{toml_key(key)} = {toml_value(value)}")
     return "\n".join(lines) + "\n"

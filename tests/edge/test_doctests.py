@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["edge.cayenne_lpp", "edge.lora_frame", "edge.rg15", "edge.rn2483",
-                                    "edge.rak3172", "edge.network_server"])
+                                    "edge.rak3172", "edge.network_server", "core.toml_text"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

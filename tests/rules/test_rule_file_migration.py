@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.toml_text import toml_string
 from rules.expressions import parse
 from rules.rule_file import RuleFileError, load_rules, migrate_file, migrate_text, parse_rules
-from rules.rule_file_v1 import to_toml, toml_string, toml_value
+from rules.rule_file_v1 import to_toml, toml_value
 from rules.rule_model import (
     CommandAction,
     Expression,
