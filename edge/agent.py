@@ -9,12 +9,14 @@ next start (they hold the gateway's identity and its unsent readings).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from core.commands import Command
 from core.errors import ConfigError
@@ -29,18 +31,31 @@ from edge.edge_device import EdgeDevice
 from edge.gateway_config import GatewayConfig, NetworkServerConfig, SerialPortConfig
 from edge.lora_frame import encode_downlink
 from edge.lora_keys import KeyRing
-from edge.ns_bridge import NetworkServerBridge
-from edge.rak3172_port import RAK3172Port
+from edge.modem_port import ModemPort
 from edge.rg15 import RG15Reading
 from edge.rg15_port import RG15Port
-from edge.rn2483_port import RN2483Port
 from edge.uplink import Uplink
+
+if TYPE_CHECKING:
+    from edge.ns_bridge import NetworkServerBridge
 
 log = logging.getLogger(__name__)
 
 # The LoRa modems a gateway can have on its UART (edge.gateway_config.LORA_MODEMS names them);
-# each driver delivers frames the same way.
-LORA_MODEMS: dict[str, type[RN2483Port] | type[RAK3172Port]] = {"rn2483": RN2483Port, "rak3172": RAK3172Port}
+# each driver delivers frames the same way. Imported when used, as is the network-server bridge:
+# a gateway loads only the code of what it has (memory is the scarce part, bench/README.md).
+LORA_MODEMS: dict[str, str] = {"rn2483": "edge.rn2483_port:RN2483Port", "rak3172": "edge.rak3172_port:RAK3172Port"}
+
+
+# A modem driver's constructor: (serial device path, on_frame(frame, received)) -> the driver.
+ModemDriver = Callable[[str, Callable[[bytes, float], None]], ModemPort[Any]]
+
+
+def modem_driver(modem: str) -> ModemDriver:
+    """The driver class of a LoRa modem named in LORA_MODEMS."""
+    module, _, name = LORA_MODEMS[modem].partition(":")
+    driver: ModemDriver = getattr(importlib.import_module(module), name)
+    return driver
 SEND_TIMEOUT = 5.0  # seconds a downlink may take to leave the radio or reach the network server
 
 # Builds the network-server bridge's broker settings from its config (reads its password file).
@@ -81,19 +96,19 @@ class EdgeAgent:
                              health=self.health)
         self.actuator = Actuator(self.devices, self._transmit, self.uplink.send_ack, retry_interval=retry_interval)
         self.converter = LoraConverter(config.devices_on("lora"), keys, queue.counters())
-        self.lora: RN2483Port | RAK3172Port | None = self._modem(config)
+        self.lora: ModemPort[Any] | None = self._modem(config)
         self.bridge: NetworkServerBridge | None = self._bridge(config)
         self.rain_gauges: dict[_GaugeKey, RG15Port] = {k: self._gauge(k) for k in self._gauge_keys(config)}
         # Extra health counters from the owner (e.g. the config watcher's reloads and failures).
         self.extra_health: Callable[[], dict[str, float]] | None = None
 
     # -- building the parts ---------------------------------------------------------------------------
-    def _modem(self, config: GatewayConfig) -> RN2483Port | RAK3172Port | None:
+    def _modem(self, config: GatewayConfig) -> ModemPort[Any] | None:
         if not config.devices_on("lora"):
             return None
         if config.lora is None:
             raise EdgeConfigError(f"gateway {config.gateway} has LoRa devices but no [lora] modem port")
-        return LORA_MODEMS[config.lora.modem](config.lora.port, self._on_frame)
+        return modem_driver(config.lora.modem)(config.lora.port, self._on_frame)
 
     def _bridge(self, config: GatewayConfig) -> NetworkServerBridge | None:
         devices = config.devices_on("lorawan")
@@ -102,6 +117,7 @@ class EdgeAgent:
         ns = config.network_server
         if ns is None or self._ns_settings is None:
             raise EdgeConfigError(f"gateway {config.gateway} has LoRaWAN devices but no [network_server]")
+        from edge.ns_bridge import NetworkServerBridge  # noqa: PLC0415 - only gateways with LoRaWAN devices
         return NetworkServerBridge(config.gateway, ns.type, self._ns_settings(ns), ns.application,  # type: ignore[arg-type]
                                    devices, self._on_ns_readings, counters=self.queue.counters(),
                                    downlink_fport=ns.downlink_fport, max_age=self.queue.max_age)
@@ -193,8 +209,8 @@ class EdgeAgent:
                  len(self.devices), len(new.devices_on("lora")), len(new.devices_on("lorawan")),
                  len(new.devices_on("serial")))
 
-    def _replace(self, what: str, old: RN2483Port | RAK3172Port | NetworkServerBridge | None,
-                 new: RN2483Port | RAK3172Port | NetworkServerBridge | None) -> None:
+    def _replace(self, what: str, old: ModemPort[Any] | NetworkServerBridge | None,
+                 new: ModemPort[Any] | NetworkServerBridge | None) -> None:
         if old is not None:
             old.stop()
         if new is not None and self._running:

@@ -86,6 +86,9 @@ class DurableQueue:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # The queue is read and written at its ends, so a small page cache does: SQLite's default of
+        # 2 MB would be a twentieth of the agent's memory on a gateway (bench/README.md, edge agent).
+        self._db.execute("PRAGMA cache_size=-256")
         self._db.executescript(_SCHEMA)
         self._pending = self._scalar("SELECT count(*) FROM reading")
         self._sealed = self._scalar("SELECT coalesce(sum(readings), 0) FROM batch")

@@ -56,7 +56,7 @@ class RN2483Port(ModemPort[ModemEvent]):
         *,
         baudrate: int = BAUDRATE,
         reply_timeout: float = 2.0,
-        read_timeout: float = 0.05,
+        read_timeout: float = 0.25,  # bounds only how soon stop() is noticed: data wake the read at once
         backoff: Backoff | None = None,
         serial_factory: SerialFactory = open_serial,
     ) -> None:

@@ -1,5 +1,5 @@
 """The base install is enough for a gateway: `smartcity edge` and its config run in a fresh virtual
-environment that holds the base dependencies (paho-mqtt, pyserial, cryptography and what they need)
+environment that holds the base dependencies (paho-mqtt, pyserial, pycryptodomex and what they need)
 and nothing else.
 
 The environment is built offline: the installed distributions of the base requirements (and theirs)
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-BASE = {"paho-mqtt", "pyserial", "cryptography"}
+BASE = {"paho-mqtt", "pyserial", "pycryptodomex"}
 SERVER_ONLY = ("numpy", "httpx", "fastapi", "uvicorn", "starlette", "pydantic", "orjson", "msgspec", "astral",
                "prometheus_client")
 
