@@ -4,6 +4,7 @@ Every service reads the same variables (a CLI flag overrides where one exists):
 
 SMARTCITY_MQTT_HOST (127.0.0.1), SMARTCITY_MQTT_PORT (1883), SMARTCITY_MQTT_USERNAME,
 SMARTCITY_MQTT_PASSWORD or SMARTCITY_MQTT_PASSWORD_FILE, SMARTCITY_MQTT_TLS_CA (enables TLS),
+SMARTCITY_NS_MQTT_* (the same five, for the broker of a LoRaWAN network server's MQTT integration),
 SMARTCITY_INFLUX_URL (http://127.0.0.1:8086), SMARTCITY_INFLUX_DATABASE (smartcity),
 SMARTCITY_INFLUX_USERNAME, SMARTCITY_INFLUX_PASSWORD (or a 2.x/3.x token).
 """
@@ -43,34 +44,38 @@ def _port(value: str, name: str) -> int:
     return port
 
 
-def mqtt_from_env(env: Mapping[str, str] | None = None) -> MqttSettings:
-    """MQTT settings from SMARTCITY_MQTT_* variables."""
+MQTT_ENV = "SMARTCITY_MQTT"  # the platform's broker
+NS_MQTT_ENV = "SMARTCITY_NS_MQTT"  # a LoRaWAN network server's broker (edge bridge, simulated server)
+
+
+def mqtt_from_env(env: Mapping[str, str] | None = None, prefix: str = MQTT_ENV) -> MqttSettings:
+    """MQTT settings from the <prefix>_* variables (SMARTCITY_MQTT_HOST, ... by default)."""
     env = os.environ if env is None else env
-    password = env.get("SMARTCITY_MQTT_PASSWORD")
-    password_file = env.get("SMARTCITY_MQTT_PASSWORD_FILE")
+    password = env.get(f"{prefix}_PASSWORD")
+    password_file = env.get(f"{prefix}_PASSWORD_FILE")
     if password is None and password_file:
         try:
             password = Path(password_file).read_text().strip()
         except OSError as exc:
-            raise SettingsError(f"SMARTCITY_MQTT_PASSWORD_FILE {password_file}: {exc.strerror}") from None
+            raise SettingsError(f"{prefix}_PASSWORD_FILE {password_file}: {exc.strerror}") from None
     return MqttSettings(
-        host=env.get("SMARTCITY_MQTT_HOST", "127.0.0.1"),
-        port=_port(env.get("SMARTCITY_MQTT_PORT", "1883"), "SMARTCITY_MQTT_PORT"),
-        username=env.get("SMARTCITY_MQTT_USERNAME") or None,
+        host=env.get(f"{prefix}_HOST", "127.0.0.1"),
+        port=_port(env.get(f"{prefix}_PORT", "1883"), f"{prefix}_PORT"),
+        username=env.get(f"{prefix}_USERNAME") or None,
         password=password,
-        tls_ca=env.get("SMARTCITY_MQTT_TLS_CA") or None,
+        tls_ca=env.get(f"{prefix}_TLS_CA") or None,
     )
 
 
-def mqtt_to_env(settings: MqttSettings) -> dict[str, str]:
-    """The environment variables that reproduce settings in a child process."""
-    env = {"SMARTCITY_MQTT_HOST": settings.host, "SMARTCITY_MQTT_PORT": str(settings.port)}
+def mqtt_to_env(settings: MqttSettings, prefix: str = MQTT_ENV) -> dict[str, str]:
+    """The <prefix>_* environment variables that reproduce settings in a child process."""
+    env = {f"{prefix}_HOST": settings.host, f"{prefix}_PORT": str(settings.port)}
     if settings.username:
-        env["SMARTCITY_MQTT_USERNAME"] = settings.username
+        env[f"{prefix}_USERNAME"] = settings.username
     if settings.password:
-        env["SMARTCITY_MQTT_PASSWORD"] = settings.password
+        env[f"{prefix}_PASSWORD"] = settings.password
     if settings.tls_ca:
-        env["SMARTCITY_MQTT_TLS_CA"] = settings.tls_ca
+        env[f"{prefix}_TLS_CA"] = settings.tls_ca
     return env
 
 

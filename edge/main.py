@@ -5,32 +5,41 @@ edge/README.md), or the older ``--gateway`` with the registry and a port map (th
 Either way the agent watches its source (the config file, or the registry file) and the LoRa key
 file, and applies a good change without a restart (SIGHUP checks at once); a bad edit is logged,
 counted in the health counters, and the running setup is kept.
+
+In the registry form the gateway's ``lorawan`` devices come through a LoRaWAN network server's
+MQTT integration when ``--network-server chirpstack|tts --ns-application ID`` is given, on the
+broker the SMARTCITY_NS_MQTT_* variables name (HOST, PORT, USERNAME, PASSWORD or PASSWORD_FILE,
+TLS_CA; in production that is the network server's own broker). Without it they are left out:
+logged, and counted in the health counter ``lorawan_devices_unbridged``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from core.registry import load
+from core.registry import Registry, load
 from core.runtime import on_sighup, run_until_stopped
-from core.settings import mqtt_from_env
+from core.settings import NS_MQTT_ENV, MqttSettings, mqtt_from_env
 from edge.agent import EdgeAgent, EdgeConfigError
 from edge.config_watch import ConfigWatcher
 from edge.durable_queue import DEFAULT_MAX_AGE, DEFAULT_MAX_READINGS, DurableQueue
 from edge.gateway_config import (
     LORA_MODEMS,
     GatewayConfig,
+    NetworkServerConfig,
     broker_settings,
     config_from_registry,
     load_config,
     mqtt_settings,
 )
 from edge.lora_keys import KeyRing
+from edge.network_server import DOWNLINK_FPORT_MAX, FLAVOURS
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between status messages with the health counters")
     parser.add_argument("--watch-interval", type=float, default=2.0,
                         help="seconds between checks of the config, registry and key files for changes")
+    parser.add_argument("--network-server", choices=FLAVOURS,
+                        help="without --config: the LoRaWAN network server (ChirpStack v4, The Things Stack v3) "
+                             "whose MQTT integration carries this gateway's lorawan devices; its broker and "
+                             "account come from SMARTCITY_NS_MQTT_*. Without it those devices are left out")
+    parser.add_argument("--ns-application", metavar="ID",
+                        help="with --network-server: the ChirpStack application ID or TTS app@tenant of the "
+                             "devices ('{gateway}' in it is replaced by --gateway)")
+    parser.add_argument("--ns-downlink-fport", type=int, default=10, metavar="PORT",
+                        help="with --network-server: the LoRaWAN port the devices take commands on (1-223)")
 
 
 def port_map(args: argparse.Namespace) -> dict[str, str]:
@@ -81,8 +99,52 @@ def port_map(args: argparse.Namespace) -> dict[str, str]:
     return ports
 
 
-def config_source(args: argparse.Namespace) -> tuple[Path, Callable[[Path], GatewayConfig]]:
-    """The file that describes this gateway and how to read it into a GatewayConfig."""
+def network_server(args: argparse.Namespace,
+                   env: Mapping[str, str] | None = None) -> tuple[NetworkServerConfig, MqttSettings] | None:
+    """The network server the --network-server options name, with its broker settings (from
+    SMARTCITY_NS_MQTT_*, password included), or None without --network-server."""
+    if not args.network_server:
+        if args.ns_application:
+            raise EdgeConfigError("--ns-application needs --network-server chirpstack|tts")
+        return None
+    if args.config:
+        raise EdgeConfigError("--network-server applies without --config only: a config file names its network "
+                              "server in the [network_server] table")
+    if not args.ns_application:
+        raise EdgeConfigError("--network-server needs --ns-application ID (ChirpStack application ID, TTS "
+                              "app@tenant)")
+    application = str(args.ns_application).replace("{gateway}", str(args.gateway))
+    if any(c in application for c in "/+#\x00"):
+        raise EdgeConfigError(f"--ns-application must be one topic level (no '/', '+', '#'): {application!r}")
+    if not 1 <= args.ns_downlink_fport <= DOWNLINK_FPORT_MAX:
+        raise EdgeConfigError(f"--ns-downlink-fport must be 1-{DOWNLINK_FPORT_MAX}: {args.ns_downlink_fport}")
+    settings = mqtt_from_env(env, prefix=NS_MQTT_ENV)
+    if not settings.username or not settings.password:
+        # There is no sensible default account on someone else's broker, and no anonymous MQTT.
+        raise EdgeConfigError(f"--network-server needs the bridge's account on the network server's broker: "
+                              f"{NS_MQTT_ENV}_USERNAME and {NS_MQTT_ENV}_PASSWORD (or {NS_MQTT_ENV}_PASSWORD_FILE)")
+    config = NetworkServerConfig(args.network_server, settings.host, application, args.ns_downlink_fport,
+                                 settings.port, settings.username, None,
+                                 Path(settings.tls_ca) if settings.tls_ca else None)
+    return config, settings
+
+
+def _without_lorawan(registry: Registry, gateway: str) -> tuple[Registry, list[str]]:
+    """The registry without gateway's lorawan devices, and their ids."""
+    left_out = sorted(d.id for d in registry.devices_of(gateway) if d.link == "lorawan")
+    if not left_out:
+        return registry, []
+    devices = {k: d for k, d in registry.devices.items() if d.id not in left_out}
+    return dataclasses.replace(registry, devices=devices), left_out
+
+
+def config_source(args: argparse.Namespace, ns: NetworkServerConfig | None = None,
+                  unbridged: dict[str, int] | None = None) -> tuple[Path, Callable[[Path], GatewayConfig]]:
+    """The file that describes this gateway and how to read it into a GatewayConfig.
+
+    ns: the network server of the registry form's lorawan devices; without it they are left out
+    and unbridged["devices"] says how many (the health counter).
+    """
     if args.config:
         return Path(args.config), load_config
     if not args.gateway:
@@ -92,27 +154,52 @@ def config_source(args: argparse.Namespace) -> tuple[Path, Callable[[Path], Gate
     ports = port_map(args)
 
     def from_registry(path: Path) -> GatewayConfig:
-        return config_from_registry(load(path), args.gateway, ports, lora_modem=args.lora_modem,
+        registry = load(path)
+        if ns is None:
+            # The older command line had no network server: keep such a gateway running on its
+            # other devices rather than refuse to start. Logged at every (re)load, and counted.
+            registry, left_out = _without_lorawan(registry, args.gateway)
+            if left_out:
+                log.warning("gateway %s: lorawan devices %s are left out: no --network-server given",
+                            args.gateway, ", ".join(left_out))
+            if unbridged is not None:
+                unbridged["devices"] = len(left_out)
+        return config_from_registry(registry, args.gateway, ports, lora_modem=args.lora_modem,
                                     lora_keys=args.lora_keys, state_dir=args.state_dir,
                                     queue_max_readings=args.queue_max_readings, queue_max_age=args.queue_max_age,
-                                    flush_interval=args.flush_interval, poll_interval=args.rg15_poll_interval)
+                                    flush_interval=args.flush_interval, poll_interval=args.rg15_poll_interval,
+                                    network_server=ns)
 
     return Path(args.registry), from_registry
 
 
+def _env_ns_settings(password: str | None) -> Callable[[NetworkServerConfig], MqttSettings]:
+    """The bridge's broker settings from its config, with the password the environment gave (no file)."""
+    def settings(ns: NetworkServerConfig) -> MqttSettings:
+        return MqttSettings(ns.host, ns.port, ns.username, password, str(ns.ca_file) if ns.ca_file else None)
+
+    return settings
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the agent; returns 2 on a configuration error."""
-    source, read = config_source(args)
+    # The environment's settings first: a bad variable is named even when the config has problems too.
+    env_settings = None if args.config else mqtt_from_env()
+    bridged = network_server(args)
+    unbridged = {"devices": 0}
+    source, read = config_source(args, bridged[0] if bridged else None, unbridged)
     holder: list[EdgeAgent] = []
     watcher = ConfigWatcher(source, read, lambda _old, new: holder[0].reconfigure(new),
                             interval=args.watch_interval, name=f"gateway config {source}")
     config = watcher.current
-    settings = mqtt_settings(config) if args.config else mqtt_from_env()
+    settings = mqtt_settings(config) if env_settings is None else env_settings
     settings.username = settings.username or config.gateway
     keys = KeyRing.load(config.lora.keys) if config.lora else KeyRing()
     queue = DurableQueue(config.queue_path(args.state_dir), max_readings=config.queue.max_readings,
                          max_age=config.queue.max_age)
-    agent = EdgeAgent(config, settings, queue=queue, keys=keys, ns_settings=broker_settings,
+    # A config file names the bridge's password file; the command line's bridge has the environment's.
+    ns_settings = _env_ns_settings(bridged[1].password) if bridged else broker_settings
+    agent = EdgeAgent(config, settings, queue=queue, keys=keys, ns_settings=ns_settings,
                       status_interval=args.status_interval)
     holder.append(agent)
     watchers: list[ConfigWatcher[GatewayConfig] | ConfigWatcher[KeyRing]] = [watcher]
@@ -123,8 +210,11 @@ def run(args: argparse.Namespace) -> int:
         watchers.append(key_watcher)
 
     def watch_health() -> dict[str, float]:
-        return {"config_reloads": sum(w.changes for w in watchers),
-                "config_reload_failures": sum(w.failures for w in watchers)}
+        counters: dict[str, float] = {"config_reloads": sum(w.changes for w in watchers),
+                                      "config_reload_failures": sum(w.failures for w in watchers)}
+        if not args.config:
+            counters["lorawan_devices_unbridged"] = unbridged["devices"]
+        return counters
 
     agent.extra_health = watch_health
     agent.start()
@@ -146,4 +236,8 @@ def run(args: argparse.Namespace) -> int:
                  "%d failed, frame problems %s, lost LoRa frames %d", agent.gateway, agent.uplink.readings_sent,
                  agent.uplink.batches_sent, agent.queue.dropped, agent.actuator.applied, agent.actuator.failed,
                  dict(agent.converter.problems), agent.converter.lost_frames)
+        if agent.bridge is not None:
+            log.info("network-server bridge of %s: %d uplinks, %d downlinks, %d lost frames, problems %s",
+                     agent.gateway, agent.bridge.uplinks, agent.bridge.downlinks, agent.bridge.lost_frames,
+                     dict(agent.bridge.problems))
     return 0

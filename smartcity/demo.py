@@ -4,6 +4,12 @@ Starts mosquitto and influxd as children (config and data under the state direct
 free ports), then the firmware simulators, one edge agent per gateway, ingest, rules and the API,
 each as its own process exactly as in production. Ctrl-C or --duration stops everything in order
 and prints a summary read back from InfluxDB.
+
+The registry's lorawan devices reach their gateways through a simulated LoRaWAN network server
+(ChirpStack by default, ``--network-server``): the simulator publishes their uplinks as the
+server's MQTT integration does, and each edge agent's bridge reads them. On this one machine the
+server's integration uses the demo's own broker, with the accounts ``network-server`` and
+``ns-bridge`` (deploy/mosquitto.py); in production it has a broker of its own.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from core.influx import InfluxClient, InfluxConfig, InfluxError
 from core.kinds import KINDS
 from core.registry import load
 from core.runtime import stop_event
-from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
+from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
 from deploy.influxdb import Influxd, start_influxd
-from deploy.mosquitto import Broker, start_mosquitto
+from deploy.mosquitto import NETWORK_SERVER_USER, NS_BRIDGE_USER, Broker, start_mosquitto
 from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free, spawn
 from edge.lora_keys import KeyRing
 
-SERVICE_USERS = ("ingest", "rules", "operator")
+SERVICE_USERS = ("ingest", "rules", "operator", NETWORK_SERVER_USER, NS_BRIDGE_USER)
+# One application per gateway, so that each gateway's bridge receives its own devices' uplinks only.
+NS_APPLICATIONS = {"chirpstack": "smartcity-{gateway}", "tts": "smartcity-{gateway}@gemeente"}
 DEMO_RULES = Path(rules.__file__).resolve().parent / "examples" / "demo-rules.toml"
 PROGRESS_INTERVAL = 10.0
 
@@ -46,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lora-modem", choices=["rn2483", "rak3172"], default="rn2483",
                         help="the LoRa modem every simulated gateway has")
+    parser.add_argument("--network-server", choices=["chirpstack", "tts", "none"], default="chirpstack",
+                        help="the simulated LoRaWAN network server of the lorawan devices (none: leave them out)")
 
 
 def _say(text: str) -> None:
@@ -70,17 +80,34 @@ class Demo:
         self.lora_keys = self.state / "lora-keys.json"
         (self.state / "ingest" / "demo" / "status.json").unlink(missing_ok=True)  # the last run's
 
-    def _service(self, name: str, argv: list[str], mqtt_user: str | None) -> ChildProcess:
+    def _account(self, user: str) -> MqttSettings:
+        if self.broker is None:
+            raise ServiceError("the broker must be started before the services")
+        return MqttSettings(self.broker.host, self.broker.port, user, self.broker.users[user])
+
+    def _network_server(self, user: str) -> tuple[list[str], dict[str, str]]:
+        """The options and environment of the simulator (user network-server) or an edge agent (ns-bridge)."""
+        flavour = self.args.network_server
+        if flavour == "none":
+            return [], {}
+        return (["--network-server", flavour, "--ns-application", NS_APPLICATIONS[flavour]],
+                mqtt_to_env(self._account(user), prefix=NS_MQTT_ENV))
+
+    def _service(self, name: str, argv: list[str], mqtt_user: str | None,
+                 ns_user: str | None = None) -> ChildProcess:
         if self.broker is None:
             raise ServiceError("the broker must be started before the services")
         env = dict(os.environ)
         if mqtt_user:
-            env.update(mqtt_to_env(MqttSettings(self.broker.host, self.broker.port, mqtt_user,
-                                                self.broker.users[mqtt_user])))
+            env.update(mqtt_to_env(self._account(mqtt_user)))
+        ns_options: list[str] = []
+        if ns_user:
+            ns_options, ns_env = self._network_server(ns_user)
+            env.update(ns_env)
         env.update(influx_to_env(self.influx_settings))
         env["SMARTCITY_LORA_KEYS"] = str(self.lora_keys)
         cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
-               "--registry", self.args.registry, *argv[1:]]
+               "--registry", self.args.registry, *argv[1:], *ns_options]
         child = spawn(name, cmd, self.logs / f"{name}.log", env=env)
         self.children.append(child)
         return child
@@ -105,7 +132,7 @@ class Demo:
                               "--report-interval", str(self.args.report_interval),
                               "--busy-seconds", str(self.args.busy_seconds),
                               "--quiet-seconds", str(self.args.quiet_seconds), "--seed", str(self.args.seed)],
-                      None)
+                      None, NETWORK_SERVER_USER)
         deadline = time.monotonic() + 15
         while not port_map.exists():
             if time.monotonic() > deadline or not self.children[0].running():
@@ -114,7 +141,7 @@ class Demo:
         for gateway in self.registry.gateways:
             self._service(f"edge-{gateway}", ["edge", "--lora-modem", self.args.lora_modem, "--gateway", gateway,
                                               "--port-map", str(port_map),
-                                              "--state-dir", str(self.state)], gateway)
+                                              "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER)
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules or str(DEMO_RULES)]
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
@@ -171,6 +198,7 @@ class Demo:
             for kind, spec in KINDS.items():
                 per_device = self._counts(influx, kind, next(iter(spec.metrics)), group="device")
                 out.append(f"  {kind:<13} {sum(per_device.values()):>6} reports from {len(per_device)} devices")
+            out.extend(self._lorawan_summary(influx))
             sent = sum(self._counts(influx, "command", "id").values())
             acks = self._counts(influx, "command_ack", "id", group="status")
             out.append(f"  commands sent {sent}, acknowledged: "
@@ -184,6 +212,32 @@ class Demo:
             out.append("  dead letters: " + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) or "none")
                        + "   (smartcity dead-letters lists them)")
         return out
+
+    def network_server_line(self) -> str:
+        """What the banner says about the network-server path."""
+        flavour = self.args.network_server
+        if flavour == "none":
+            return "no network server: the lorawan devices are left out (--network-server)"
+        return (f"simulated {flavour}, application {NS_APPLICATIONS[flavour]} per gateway, on the broker above "
+                f"(accounts {NETWORK_SERVER_USER}, {NS_BRIDGE_USER})")
+
+    def _lorawan_summary(self, influx: InfluxClient) -> list[str]:
+        """How many of the reports above came through the network server, and from how many devices."""
+        by_kind: dict[str, list[str]] = {}
+        for d in self.registry.devices.values():
+            if d.link == "lorawan":
+                by_kind.setdefault(d.kind, []).append(d.id)
+        if not by_kind:
+            return []
+        reports = reporting = 0
+        for kind, ids in sorted(by_kind.items()):
+            where = "AND (" + " OR ".join(f"\"device\" = '{i}'" for i in sorted(ids)) + ")"
+            per_device = self._counts(influx, kind, next(iter(KINDS[kind].metrics)), where, group="device")
+            reports += sum(per_device.values())
+            reporting += len(per_device)
+        total = sum(len(ids) for ids in by_kind.values())
+        return [f"  through the network server ({self.args.network_server}): {reports} reports from "
+                f"{reporting} of {total} lorawan devices"]
 
     def ingest_status_url(self, timeout: float = 5.0) -> str:
         """The ingest worker's /metrics and /healthz base URL (it writes it once it is up)."""
@@ -212,6 +266,7 @@ smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.reg
   open data API  {demo.api_url}/v1/latest   (health: {demo.api_url}/healthz, docs: {demo.api_url}/docs)
   InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
+  LoRaWAN        {demo.network_server_line()}
   ingest         {demo.ingest_status_url()}/metrics   (health: .../healthz)
   logs           {demo.logs}/
 Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}.""")

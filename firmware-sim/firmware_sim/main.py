@@ -3,6 +3,11 @@
 With ``--scenario FILE`` it runs a scenario instead (firmware_sim.scenario): the file's city,
 speed and timers, its faults on schedule, until its duration has passed; the port map then
 lists stable paths (symlinks in ``--link-dir``) that survive the scenario's unplug faults.
+
+With ``--network-server chirpstack|tts --ns-application ID`` the registry's lorawan devices are
+simulated too, behind a simulated network server that publishes on the broker named by the
+SMARTCITY_NS_MQTT_* variables (HOST, PORT, USERNAME, PASSWORD or PASSWORD_FILE, TLS_CA). The ID
+may contain ``{gateway}``: each gateway's devices then form an application of their own.
 """
 
 from __future__ import annotations
@@ -10,12 +15,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.registry import load
 from core.runtime import run_until_stopped, stop_event
+from core.settings import NS_MQTT_ENV, mqtt_from_env
 from edge.lora_keys import KeyFileError, KeyRing
-from firmware_sim.city import SimulatedCity
+from firmware_sim.city import NetworkServerOptions, SimulatedCity
+from firmware_sim.network_server import Flavour
 from firmware_sim.scenario import Scenario
 from firmware_sim.scenario_clock import format_duration
 from firmware_sim.scenario_file import load_scenario
@@ -42,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run this scenario (TOML, see firmware-sim/scenarios/faults-demo.toml) until its "
                              "duration; its city, speed, seed, timers and modem replace the options above, and "
                              "--registry is its city only if the file names none")
+    parser.add_argument("--network-server", choices=["chirpstack", "tts"],
+                        help="also simulate the registry's lorawan devices, behind this LoRaWAN network server "
+                             "(ChirpStack v4 or The Things Stack v3), on the broker of SMARTCITY_NS_MQTT_*")
+    parser.add_argument("--ns-application", metavar="ID",
+                        help="with --network-server: the application ID (ChirpStack) or app@tenant (TTS); "
+                             "'{gateway}' in it is replaced by each gateway's id (an application per gateway)")
     parser.add_argument("--link-dir", metavar="DIR",
                         help="with --scenario: put the stable port paths (symlinks) here (default: a temporary "
                              "directory, removed at the end)")
@@ -51,12 +66,15 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulated devices; the port map appears atomically once every port is open."""
     if not args.lora_keys:
         raise KeyFileError("the simulated LoRa nodes sign their frames: give --lora-keys FILE")
+    ns = network_server_options(args)
     if args.scenario:
+        if ns is not None:
+            raise ConfigError("--network-server does not apply to --scenario (a scenario file has no network server)")
         return run_scenario(args)
     city = SimulatedCity(load(args.registry), report_interval=args.report_interval,
                          busy_seconds=args.busy_seconds, quiet_seconds=args.quiet_seconds, seed=args.seed,
                          rain_time_scale=args.rain_time_scale, keys=KeyRing.load(args.lora_keys),
-                         lora_modem=args.lora_modem)
+                         lora_modem=args.lora_modem, network_server=ns)
     city.start()
     target = Path(args.port_map)
     tmp = target.with_name(target.name + ".tmp")
@@ -68,7 +86,29 @@ def run(args: argparse.Namespace) -> int:
     finally:
         city.stop()
         log.info("simulated city stopped; light levels %s", city.light_levels())
+        for application, server in city.network_servers.items():
+            log.info("simulated %s, application %s: %d uplinks published, %d refused, %d unpublished, "
+                     "%d downlinks delivered, %d bad", server.flavour, application, server.uplinks,
+                     server.refused_uplinks, server.unpublished, server.downlinks, server.bad_downlinks)
     return 0
+
+
+def network_server_options(args: argparse.Namespace,
+                           env: Mapping[str, str] | None = None) -> NetworkServerOptions | None:
+    """The simulated network server the options ask for (its broker from SMARTCITY_NS_MQTT_*), or None."""
+    if not args.network_server:
+        if args.ns_application:
+            raise ConfigError("--ns-application needs --network-server chirpstack|tts")
+        return None
+    if not args.ns_application:
+        raise ConfigError("--network-server needs --ns-application ID (ChirpStack application ID, TTS app@tenant)")
+    settings = mqtt_from_env(env, prefix=NS_MQTT_ENV)
+    if not settings.username or not settings.password:
+        # The server's account: it alone may publish uplinks, which the bridges trust.
+        raise ConfigError(f"--network-server needs the server's broker account: {NS_MQTT_ENV}_USERNAME and "
+                          f"{NS_MQTT_ENV}_PASSWORD (or {NS_MQTT_ENV}_PASSWORD_FILE)")
+    flavour: Flavour = "chirpstack" if args.network_server == "chirpstack" else "tts"
+    return NetworkServerOptions(flavour, settings, args.ns_application)
 
 
 def run_scenario(args: argparse.Namespace) -> int:

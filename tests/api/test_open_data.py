@@ -57,7 +57,7 @@ def store(influx, registry_file, gateway, readings):
 
 def test_healthz_reports_influxdb_and_registry(client):
     body = client.get("/healthz").json()
-    assert body == {"status": "ok", "influxdb": True, "gateways": 2, "devices": 22}
+    assert body == {"status": "ok", "influxdb": True, "gateways": 2, "devices": 26}
 
 
 def test_healthz_is_503_when_influxdb_is_down(client, influxd):

@@ -351,10 +351,12 @@ def test_duration_forms(text: object, seconds: float) -> None:
 def test_config_from_registry_on_the_demo_city_matches_the_registry() -> None:
     registry = load_registry(demo_registry_path())
     ports = {"lora": "/dev/pts/7", "rg15": "/dev/pts/8"}
+    ns = NetworkServerConfig("chirpstack", "127.0.0.1", "smartcity-gw-vs-01", 10)  # the city has lorawan lights
     c = config_from_registry(registry, "gw-vs-01", ports, lora_modem="rak3172", lora_keys="/k.json",
                              state_dir="/var/lib/sc", queue_max_readings=5, queue_max_age=60.0, flush_interval=0.5,
-                             poll_interval=2.0)
+                             poll_interval=2.0, network_server=ns)
     assert c.devices == tuple(EdgeDevice.of(x) for x in registry.devices_of("gw-vs-01"))
+    assert c.network_server == ns and len(c.devices_on("lorawan")) == 2
     assert c.lora == LoraConfig("/dev/pts/7", "rak3172", Path("/k.json"))
     assert c.serial == {"rg15": SerialPortConfig("rg15", "/dev/pts/8", 2.0)}
     assert c.queue == QueueConfig(Path("/var/lib/sc/edge/gw-vs-01.sqlite"), 5, 60.0, 0.5)

@@ -38,8 +38,11 @@ urgent = {urgent}
 on_activate = [{{ command = "dim", params = {{ level = {on} }}, targets = {{ kind = "street_light" }} }}]
 on_clear = [{{ command = "dim", params = {{ level = {off} }}, targets = {{ kind = "street_light" }} }}]
 """
-WIJK_LIGHTS = {"WK062600": ["vs-sl-101", "vs-sl-102", "vs-sl-103"], "WK062601": ["vs-sl-201", "vs-sl-202", "vs-sl-203"],
-               "WK062900": ["ws-sl-101", "ws-sl-102", "ws-sl-103"], "WK062901": ["ws-sl-201", "ws-sl-202", "ws-sl-203"]}
+# The demo city's lights per wijk; *-sl-204/205 are LoRaWAN lights (through a network server).
+WIJK_LIGHTS = {"WK062600": ["vs-sl-101", "vs-sl-102", "vs-sl-103"],
+               "WK062601": ["vs-sl-201", "vs-sl-202", "vs-sl-203", "vs-sl-204", "vs-sl-205"],
+               "WK062900": ["ws-sl-101", "ws-sl-102", "ws-sl-103"],
+               "WK062901": ["ws-sl-201", "ws-sl-202", "ws-sl-203", "ws-sl-204", "ws-sl-205"]}
 
 
 def rules_text(on=100, off=20, for_="0s", urgent=True):
