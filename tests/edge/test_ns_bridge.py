@@ -26,7 +26,7 @@ from core import mqtt
 from core.mqtt_service import MqttLink
 from core.senml import Reading
 from core.settings import MqttSettings
-from deploy.mosquitto import Broker, broker_config
+from deploy.mosquitto import NETWORK_SERVER_USER, NS_BRIDGE_USER, Broker, acl_policy, broker_config
 from deploy.processes import find_binary, free_port, new_password, spawn, wait_until
 from edge.converters import LoraConverter
 from edge.device_codecs import encode_dim
@@ -46,27 +46,13 @@ LIGHT_EUI, COUNTER_EUI = "A840414BD187106E", "70B3D57ED005B89A"
 LIGHT_TTS_ID = "lamp-0012"  # chosen by the operator; the counter keeps TTS's default eui-<deveui>
 APPLICATIONS: dict[Flavour, str] = {"chirpstack": "17c82e96-be03-4f38-aef3-f83d48582d97",
                                     "tts": "straatverlichting@gemeente"}
-SERVER_USER: dict[Flavour, str] = {"chirpstack": "chirpstack", "tts": "tts"}
+SERVER_USER: dict[Flavour, str] = {"chirpstack": NETWORK_SERVER_USER, "tts": NETWORK_SERVER_USER}
 LIGHT = EdgeDevice("light-1", "street_light", "lorawan", dev_eui=LIGHT_EUI)
 COUNTER = EdgeDevice("counter-1", "occupancy", "lorawan", dev_eui=COUNTER_EUI)
 NOW = 1_718_873_318.0
 
 
 # --- the network server's broker ---
-
-def ns_acl() -> str:
-    """What a network server's broker grants: the server its tree, the bridge the application's topics."""
-    return "\n".join([
-        "user chirpstack", "topic readwrite application/#", "",
-        "user tts", "topic readwrite v3/#", "",
-        "user bridge",
-        "topic read application/+/device/+/event/#",
-        "topic write application/+/device/+/command/down",
-        "topic read v3/+/devices/+/up",
-        "topic read v3/+/devices/+/join",
-        "topic write v3/+/devices/+/down/push", "",
-    ])
-
 
 def _listening(host: str, port: int) -> bool:
     try:
@@ -78,8 +64,8 @@ def _listening(host: str, port: int) -> bool:
 
 @pytest.fixture
 def ns_broker(tmp_path: Path) -> Iterator[Broker]:
-    """mosquitto with the accounts chirpstack, tts and bridge (deploy.mosquitto's policy is the platform's)."""
-    users = {u: new_password() for u in ("chirpstack", "tts", "bridge")}
+    """mosquitto with the network server's and the bridge's accounts and the grants the platform deploys."""
+    users = {u: new_password() for u in (NETWORK_SERVER_USER, NS_BRIDGE_USER)}
     conf_dir = tmp_path / "ns-broker"
     conf_dir.mkdir()
     passwd, acl, conf = conf_dir / "passwd", conf_dir / "acl", conf_dir / "mosquitto.conf"
@@ -88,7 +74,7 @@ def ns_broker(tmp_path: Path) -> Iterator[Broker]:
     tool = find_binary("mosquitto_passwd", "apt-get install mosquitto")
     for user, password in users.items():
         subprocess.run([tool, "-b", str(passwd), user, password], check=True, capture_output=True)
-    acl.write_text(ns_acl())
+    acl.write_text(acl_policy(users))
     acl.chmod(0o600)
     host, port = "127.0.0.1", free_port()
     # A log file of its own, flushed per line (stdout to a file is block-buffered): the tests read
@@ -182,8 +168,8 @@ def _rig(flavour: Flavour, broker: Broker) -> Rig:
                            EdgeDevice("counter-1", "occupancy", "lora", address=COUNTER_ADDRESS)],
                           KeyRing(devices=keys))
     stored: list[tuple[list[Reading], tuple[str, int] | None]] = []
-    bridge = NetworkServerBridge("gw-1", flavour, as_user(broker, "bridge"), APPLICATIONS[flavour], [LIGHT, COUNTER],
-                                 lambda readings, fcnt: stored.append((readings, fcnt)))
+    bridge = NetworkServerBridge("gw-1", flavour, as_user(broker, NS_BRIDGE_USER), APPLICATIONS[flavour],
+                                 [LIGHT, COUNTER], lambda readings, fcnt: stored.append((readings, fcnt)))
     rig = Rig(flavour, broker, air, clock, light, counter, server, bridge, modem, stored)
 
     def both_paths(frame: bytes) -> None:  # the radio reaches the network server; we keep a copy

@@ -155,7 +155,7 @@ def test_downlinks_become_frames_for_the_node_and_bad_ones_are_counted(setup: Se
 
 def test_a_publish_the_broker_cannot_take_is_counted(ns_broker: Broker) -> None:  # noqa: F811 - the fixture
     air = Air()
-    server = SimulatedNetworkServer("tts", as_user(ns_broker, "tts"), APPLICATIONS["tts"], air,
+    server = SimulatedNetworkServer("tts", as_user(ns_broker, SERVER_USER["tts"]), APPLICATIONS["tts"], air,
                                     {ADDRESS: (EUI, KEY, None)})
     air.transmit(lpp.uplink_frame(ADDRESS, 1, b"", KEY))  # never started: QoS 0 cannot wait for a connection
     assert (server.uplinks, server.unpublished) == (0, 1)
