@@ -1,13 +1,17 @@
 """The broker's durability settings, proven on a real mosquitto killed with SIGKILL."""
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from core import mqtt
+from core.mqtt import new_client
+from core.settings import MqttSettings
+from deploy import mosquitto
 from deploy.mosquitto import durability_settings, start_mosquitto
-from deploy.processes import new_password
+from deploy.processes import free_port, new_password
 from tests.conftest import settings_for, wait_for
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "mosquitto.conf"
@@ -58,3 +62,29 @@ def test_queued_qos1_messages_survive_a_kill_9_of_the_broker(tmp_path):
         sub.loop_stop()
     finally:
         broker.stop()
+
+
+def test_a_port_taken_before_mosquitto_binds_it_is_chosen_again(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race start_influxd met in CI: a free port chosen, then taken by another process first."""
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()  # it accepts connections but never speaks MQTT: not a broker
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+
+    def choose(host: str = "127.0.0.1") -> int:
+        return next(ports, None) or free_port(host)
+
+    monkeypatch.setattr(mosquitto, "free_port", choose)
+    try:
+        broker = mosquitto.start_mosquitto(tmp_path, {"operator": "pw-" + "x" * 20})
+        try:
+            assert broker.port != taken
+            client = new_client(MqttSettings(broker.host, broker.port, "operator", "pw-" + "x" * 20), "probe-test")
+            assert client.connect(broker.host, broker.port) == 0
+            client.disconnect()
+        finally:
+            broker.stop()
+    finally:
+        squatter.close()
