@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -45,6 +45,17 @@ class Client(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reconnect_waits: deque[float] = deque(maxlen=32)  # the latest waits, for tests and diagnostics
+
+    def loop_stop(self) -> MQTTErrorCode:
+        """Stop the network thread, then close the socket pair paho made for waking it.
+
+        paho leaves that pair open until the client is garbage collected, which shows as an
+        unclosed-socket warning (and leaks two descriptors per stopped client meanwhile).
+        """
+        rc = super().loop_stop()
+        if self._thread is None:  # ended (not stopped from its own callback)
+            self._reset_sockets(sockpair_only=True)
+        return rc
 
     def _reconnect_wait(self) -> None:
         with self._reconnect_delay_mutex:

@@ -320,11 +320,16 @@ def chirpstack_downlink(application: str, dev_eui: str, fport: int, payload: byt
 
 
 def tts_downlink(application_at_tenant: str, device_id: str, fport: int, payload: bytes) -> tuple[str, bytes]:
-    """(topic, JSON) that pushes a downlink onto a device's queue in The Things Stack v3."""
+    """(topic, JSON) that replaces a device's downlink queue in The Things Stack v3 with this downlink.
+
+    ``down/replace`` rather than ``down/push``: a command is desired state, so a newer one must not
+    queue behind an older one that a class A device has not fetched yet (it would apply the old level
+    last); the edge's actuator sends the current desired state again when needed.
+    """
     app = _topic_level(application_at_tenant, "TTS application (app@tenant)")
     dev = _topic_level(device_id, "TTS device ID")
     body = {"downlinks": [{"f_port": fport, "frm_payload": _frm_payload(fport, payload), "priority": "NORMAL"}]}
-    return f"v3/{app}/devices/{dev}/down/push", _json(body)
+    return f"v3/{app}/devices/{dev}/down/replace", _json(body)
 
 
 def tts_default_device_id(dev_eui: str) -> str:

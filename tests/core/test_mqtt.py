@@ -60,3 +60,19 @@ def test_reconnects_back_off_exponentially_with_jitter_and_start_again_after_a_c
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_a_stopped_client_leaves_no_socket_open(broker: Broker) -> None:
+    """paho keeps the socket pair that wakes its thread until garbage collection (an unclosed-socket warning)."""
+    settings = settings_for(broker, "operator")
+    client = new_client(settings, "sockpair-test")
+    connect(client, settings, persistent=False)
+    client.loop_start()
+    try:
+        wait_for(client.is_connected, 10)
+        pair = (client._sockpairR, client._sockpairW)  # what paho would leave open
+        assert all(s is not None and s.fileno() >= 0 for s in pair)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert all(s is not None and s.fileno() == -1 for s in pair)  # closed, not left to the collector

@@ -28,7 +28,7 @@ GATEWAY = "gw-vs-01"
 CS_UP = "application/smartcity-gw-vs-01/device/70b3d57ed00626c4/event/up"
 CS_DOWN = "application/smartcity-gw-vs-01/device/70b3d57ed00626c4/command/down"
 TTS_UP = "v3/smartcity-gw-vs-01@gemeente/devices/eui-70b3d57ed00626c4/up"
-TTS_DOWN = "v3/smartcity-gw-vs-01@gemeente/devices/eui-70b3d57ed00626c4/down/push"
+TTS_DOWN = "v3/smartcity-gw-vs-01@gemeente/devices/eui-70b3d57ed00626c4/down/replace"
 PLATFORM = [f"smartcity/v1/gw/{GATEWAY}/{channel}" for channel in ("readings", "status", "acks", "commands")]
 
 
@@ -97,7 +97,8 @@ def subscribers() -> Iterator[list[Subscriber]]:
 
 def test_the_server_publishes_uplinks_the_bridge_reads_them_and_sends_downlinks(
         broker: Broker, subscribers: list[Subscriber]) -> None:
-    server = Subscriber(broker, NETWORK_SERVER_USER, "application/+/device/+/command/down", "v3/+/devices/+/down/push")
+    server = Subscriber(broker, NETWORK_SERVER_USER, "application/+/device/+/command/down",
+                        "v3/+/devices/+/down/replace")
     # What edge/ns_bridge.py subscribes to, for one application of each flavour.
     bridge = Subscriber(broker, NS_BRIDGE_USER, "application/smartcity-gw-vs-01/device/+/event/up",
                         "v3/smartcity-gw-vs-01@gemeente/devices/+/up")

@@ -350,7 +350,7 @@ def test_chirpstack_downlink_golden() -> None:
 
 def test_tts_downlink_golden() -> None:
     topic, body = tts_downlink(TTS_APP, "lamp-0012", 15, b"\xbe\xef")
-    assert topic == f"v3/{TTS_APP}/devices/lamp-0012/down/push"
+    assert topic == f"v3/{TTS_APP}/devices/lamp-0012/down/replace"
     assert json.loads(body) == {"downlinks": [{"f_port": 15, "frm_payload": "vu8=", "priority": "NORMAL"}]}
     assert tts_default_device_id("70B3D57ED005B89A") == "eui-70b3d57ed005b89a"
 

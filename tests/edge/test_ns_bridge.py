@@ -431,10 +431,10 @@ def test_a_config_reload_changes_the_devices_and_keeps_the_counters() -> None:
 def test_tts_downlinks_use_the_device_id_of_the_last_uplink() -> None:
     off = Offline("tts")
     topic, _ = off.bridge.downlink_message(LIGHT, encode_dim(5))
-    assert topic == f"v3/{APPLICATIONS['tts']}/devices/eui-{LIGHT_EUI.lower()}/down/push"  # TTS's default ID
+    assert topic == f"v3/{APPLICATIONS['tts']}/devices/eui-{LIGHT_EUI.lower()}/down/replace"  # TTS's default ID
     off.feed(_uplink("tts", LIGHT_EUI, 1, LIGHT_PAYLOAD, device_id=LIGHT_TTS_ID))
     topic, body = off.bridge.downlink_message(LIGHT, encode_dim(5))
-    assert topic == f"v3/{APPLICATIONS['tts']}/devices/{LIGHT_TTS_ID}/down/push"
+    assert topic == f"v3/{APPLICATIONS['tts']}/devices/{LIGHT_TTS_ID}/down/replace"
     assert json.loads(body)["downlinks"][0]["f_port"] == 10
 
 
