@@ -155,9 +155,11 @@ def test_readings_flow_in_and_a_rule_dims_a_light_as_its_next_readings_show(pipe
     # server's downlink, and is applied once the lamp's next uplink (through the server) shows it.
     for lorawan_light in ("vs-sl-205", "ws-sl-204"):
         command_id, when_ms = wait_for(lambda d=lorawan_light: dim_applied(influx, d, 20.0), 30)
-        reported = points(influx, f"""SELECT "dim_level", "power" FROM "street_light" WHERE "device" = """
-                                  f"""'{lorawan_light}' AND "dim_level" = 20.0 AND time >= {when_ms}ms""")
-        assert reported and all(r["power"] < 15 for r in reported), (lorawan_light, command_id)
+        # The ack goes out at once; the report that confirmed it comes with the gateway's next batch.
+        reported = wait_for(lambda d=lorawan_light, t=when_ms: points(
+            influx, f"""SELECT "dim_level", "power" FROM "street_light" WHERE "device" = '{d}' """
+                    f"""AND "dim_level" = 20.0 AND time >= {t}ms"""), 10)
+        assert all(r["power"] < 15 for r in reported), (lorawan_light, command_id)
     # Each bridge took uplinks of its own devices only and refused none (counters of the status).
     health = influx.query("""SELECT last("ns_uplinks"), last("lorawan_devices_unbridged") FROM "gateway_health" """
                           """GROUP BY "gateway" """)

@@ -76,6 +76,7 @@ def test_inject_lands_between_lines_never_inside_one(pty: PtyPort) -> None:
     def talk() -> None:
         while not stop.is_set():
             pty.write_line("Acc  0.00 mm, EventAcc  0.00 mm, TotalAcc  1.23 mm, RInt  0.00 mmph")
+            time.sleep(0.0005)  # a writer that never paused would starve the injections (the lock is not fair)
 
     with serial.Serial(pty.path, 9600, timeout=0.2) as edge:
         writer = threading.Thread(target=talk)
@@ -83,7 +84,7 @@ def test_inject_lands_between_lines_never_inside_one(pty: PtyPort) -> None:
         try:
             for _ in range(20):
                 pty.inject(b"\x00\xff" * 20 + b"\r\n")
-            lines = read_lines(edge, 200)
+            lines = read_lines(edge, 400, timeout=5.0)
         finally:
             stop.set()
             writer.join()
