@@ -250,12 +250,13 @@ def config_from_registry(registry: Registry, gateway: str, ports: Mapping[str, s
         raise GatewayConfigError(f"{source}: gateway {gateway} has LoRa devices but no '{LORA_PORT}' port "
                                  f"(give --port {LORA_PORT}=/dev/ttyX)")
     if LORA_PORT in ports and lora_keys:
-        lora = LoraConfig(ports[LORA_PORT], lora_modem, Path(lora_keys))
+        # Absolute, as a config file written from this one (--print-config) must name the same files.
+        lora = LoraConfig(ports[LORA_PORT], lora_modem, Path(lora_keys).absolute())
     serial = {name: SerialPortConfig(name, path, poll_interval) for name, path in ports.items() if name != LORA_PORT}
     for name in serial:
         if not ID_PATTERN.match(name):
             raise GatewayConfigError(f"{source}: port name {name!r} must match {ID_PATTERN.pattern}")
-    queue = QueueConfig(Path(state_dir) / "edge" / f"{gateway}.sqlite" if state_dir is not None else None,
+    queue = QueueConfig(Path(state_dir).absolute() / "edge" / f"{gateway}.sqlite" if state_dir is not None else None,
                         queue_max_readings, float(queue_max_age), float(flush_interval))
     config = GatewayConfig(gateway, devices, serial, mqtt, queue, lora, network_server)
 

@@ -37,6 +37,7 @@ from edge.gateway_config import (
     config_from_registry,
     load_config,
     mqtt_settings,
+    render_config,
 )
 from edge.lora_keys import KeyRing
 from edge.network_server import DOWNLINK_FPORT_MAX, FLAVOURS
@@ -69,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between status messages with the health counters")
     parser.add_argument("--watch-interval", type=float, default=2.0,
                         help="seconds between checks of the config, registry and key files for changes")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the gateway's config as the TOML file --config reads, and exit (to move a "
+                             "gateway from the registry and its ports to a config file of its own)")
     parser.add_argument("--network-server", choices=FLAVOURS,
                         help="without --config: the LoRaWAN network server (ChirpStack v4, The Things Stack v3) "
                              "whose MQTT integration carries this gateway's lorawan devices; its broker and "
@@ -188,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
     bridged = network_server(args)
     unbridged = {"devices": 0}
     source, read = config_source(args, bridged[0] if bridged else None, unbridged)
+    if args.print_config:
+        config = read(source)
+        print(render_config(config, header=f"Gateway {config.gateway}: written by `smartcity edge --print-config`\n"
+                                           "from " + (str(source) if args.config else f"the registry {source}")
+                                           + ". Secrets stay in the files it names (0600)."), end="")
+        return 0
     holder: list[EdgeAgent] = []
     watcher = ConfigWatcher(source, read, lambda _old, new: holder[0].reconfigure(new),
                             interval=args.watch_interval, name=f"gateway config {source}")

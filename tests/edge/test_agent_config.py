@@ -3,6 +3,7 @@ follows config edits without a restart, keeps its setup on a bad edit, and publi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 
 from core import jsonfast, mqtt, senml
 from core.commands import Action, Command
+from core.registry import load
 from deploy.processes import new_password, spawn
+from edge.gateway_config import config_from_registry, load_config
 from edge.lora_keys import KeyRing
 from firmware_sim.air import Air
 from firmware_sim.city import NodeScheduler
@@ -24,6 +27,7 @@ from firmware_sim.pty_port import PtyPort
 from firmware_sim.rg15 import RG15Sim
 from firmware_sim.rn2483 import RN2483Sim
 from firmware_sim.street_light import StreetLightNode
+from smartcity.data import demo_registry_path
 from tests.conftest import settings_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -217,3 +221,23 @@ def test_a_command_sent_while_the_gateway_is_offline_is_applied_when_it_is_back(
         agent.stop()
         watcher.close()
     assert agent.process.returncode == 0, agent.log_tail()
+
+
+def test_print_config_writes_the_file_that_runs_the_same_gateway(tmp_path, broker):
+    """Moving a gateway from the registry and its ports to a config file of its own."""
+    KeyRing.generate().save(tmp_path / "lora-keys.json")
+    argv = [sys.executable, "-m", "smartcity", "edge", "--gateway", GW, "--port", "lora=/dev/ttyUSB0",
+            "--port", "rg15=/dev/ttyAMA0", "--lora-keys", "lora-keys.json", "--state-dir", "state",
+            "--print-config"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path)
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    (elsewhere / "gateway.toml").write_text(result.stdout)
+    written = load_config(elsewhere / "gateway.toml")  # read from another directory: same files
+    full = load(demo_registry_path())
+    # Without --network-server the agent leaves the lorawan devices out; so does the reference here.
+    registry = dataclasses.replace(full, devices={k: d for k, d in full.devices.items() if d.link != "lorawan"})
+    direct = config_from_registry(registry, GW, {"lora": "/dev/ttyUSB0", "rg15": "/dev/ttyAMA0"},
+                                  lora_keys=tmp_path / "lora-keys.json", state_dir=tmp_path / "state")
+    assert written == direct
+    assert written.queue.path == tmp_path / "state" / "edge" / f"{GW}.sqlite"
