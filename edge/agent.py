@@ -28,7 +28,7 @@ from edge.converters import LoraConverter, rg15_readings
 from edge.downlinks import CONFIRMING_METRICS, DOWNLINKS
 from edge.durable_queue import DurableQueue
 from edge.edge_device import EdgeDevice
-from edge.gateway_config import GatewayConfig, NetworkServerConfig, SerialPortConfig
+from edge.gateway_config import LORA_MODEMS, GatewayConfig, NetworkServerConfig, SerialPortConfig
 from edge.lora_frame import encode_downlink
 from edge.lora_keys import KeyRing
 from edge.modem_port import ModemPort
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The LoRa modems a gateway can have on its UART (edge.gateway_config.LORA_MODEMS names them);
-# each driver delivers frames the same way. Imported when used, as is the network-server bridge:
-# a gateway loads only the code of what it has (memory is the scarce part, bench/README.md).
-LORA_MODEMS: dict[str, str] = {"rn2483": "edge.rn2483_port:RN2483Port", "rak3172": "edge.rak3172_port:RAK3172Port"}
 
 
 # A modem driver's constructor: (serial device path, on_frame(frame, received)) -> the driver.
@@ -52,7 +48,13 @@ ModemDriver = Callable[[str, Callable[[bytes, float], None]], ModemPort[Any]]
 
 
 def modem_driver(modem: str) -> ModemDriver:
-    """The driver class of a LoRa modem named in LORA_MODEMS."""
+    """The driver class of a LoRa modem named in LORA_MODEMS, imported now.
+
+    Imported when used, as is the network-server bridge: a gateway loads only the code of what it
+    has (memory is the scarce part, bench/README.md).
+    """
+    if modem not in LORA_MODEMS:
+        raise EdgeConfigError(f"LoRa modem must be one of {', '.join(LORA_MODEMS)}: {modem!r}")
     module, _, name = LORA_MODEMS[modem].partition(":")
     driver: ModemDriver = getattr(importlib.import_module(module), name)
     return driver
@@ -78,8 +80,6 @@ class EdgeAgent:
     def __init__(self, config: GatewayConfig, mqtt_settings: MqttSettings, *, queue: DurableQueue, keys: KeyRing,
                  ns_settings: NsSettings | None = None, retry_interval: float = 30.0,
                  status_interval: float = 60.0) -> None:
-        if config.lora and config.lora.modem not in LORA_MODEMS:
-            raise EdgeConfigError(f"LoRa modem must be one of {', '.join(LORA_MODEMS)}: {config.lora.modem!r}")
         self.config = config
         self.gateway = config.gateway
         self.queue = queue
@@ -169,8 +169,6 @@ class EdgeAgent:
             if new.gateway != old.gateway:
                 raise EdgeConfigError(f"the gateway id changed ({old.gateway} -> {new.gateway}): that needs a "
                                       "restart with the new gateway's credentials")
-            if new.lora and new.lora.modem not in LORA_MODEMS:
-                raise EdgeConfigError(f"LoRa modem must be one of {', '.join(LORA_MODEMS)}: {new.lora.modem!r}")
             for what, a, b in (("[mqtt]", old.mqtt, new.mqtt), ("[queue]", old.queue, new.queue)):
                 if a != b:
                     log.warning("gateway %s: %s changed; it takes effect at the next restart", self.gateway, what)

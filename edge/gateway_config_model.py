@@ -12,7 +12,9 @@ from edge.edge_device import EdgeDevice
 from edge.network_server import tts_default_device_id
 
 CONFIG_VERSION = 1
-LORA_MODEMS = ("rn2483", "rak3172")  # the drivers edge.agent has for the 'lora' port
+# The LoRa modems a gateway can have on its 'lora' port, each with its driver ("module:class"), which
+# edge.agent imports only when the gateway has that modem.
+LORA_MODEMS: dict[str, str] = {"rn2483": "edge.rn2483_port:RN2483Port", "rak3172": "edge.rak3172_port:RAK3172Port"}
 LORA_PORT = "lora"  # the modem's name in a port map (--port lora=/dev/ttyX)
 LINKS = ("lora", "lorawan", "serial")
 # Every serial device is read by the RG-15 driver today; another serial protocol adds its kind here.

@@ -165,7 +165,7 @@ def _queue(t: _Table) -> QueueConfig:
 
 def _lora(t: _Table) -> LoraConfig:
     t.refuse_unknown(_LORA_KEYS)
-    return LoraConfig(t.text("port"), t.choice("modem", LORA_MODEMS), t.path("keys"))
+    return LoraConfig(t.text("port"), t.choice("modem", tuple(LORA_MODEMS)), t.path("keys"))
 
 
 def _network_server(t: _Table) -> NetworkServerConfig:

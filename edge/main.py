@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port-map", help="JSON {gateway: {name: path}} as written by `smartcity sim`")
     parser.add_argument("--flush-interval", type=float, default=1.0, help="seconds between uplink batches")
     parser.add_argument("--rg15-poll-interval", type=float, default=10.0, help="seconds between RG-15 polls")
-    parser.add_argument("--lora-modem", choices=LORA_MODEMS, default="rn2483",
+    parser.add_argument("--lora-modem", choices=list(LORA_MODEMS), default="rn2483",
                         help="the LoRa modem on the 'lora' port: Microchip RN2483 or RAK3172 (RUI3, P2P)")
     parser.add_argument("--lora-keys", default=os.environ.get("SMARTCITY_LORA_KEYS"),
                         help="JSON key file of the LoRa nodes (0600; see edge/lora_keys.py); "

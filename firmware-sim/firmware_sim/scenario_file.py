@@ -26,11 +26,11 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.registry import Registry, RegistryError, load, parse
+from edge.gateway_config_model import LORA_MODEMS
 from firmware_sim.scenario_clock import DurationError, format_duration, parse_duration
 
 VERSION = 1
 LORA_PORT = "lora"  # the modem's port name in the port map (firmware_sim.city.LORA_PORT)
-LORA_MODEMS = ("rn2483", "rak3172")
 MIN_REAL_INTERVAL = 0.01  # s: faster device timers than this the firmware threads cannot keep
 MAX_GARBAGE = 65536
 DEFAULT_PLACE = (4.43, 52.12)  # lon, lat of an inline gateway without coordinates (Voorschoten)
@@ -210,7 +210,7 @@ class _Reader:
         lora_modem = data.get("lora_modem", "rn2483")
         if lora_modem not in LORA_MODEMS:
             raise self.error("lora_modem", f"must be one of {', '.join(LORA_MODEMS)}, got {lora_modem!r}"
-                             f"{suggest(str(lora_modem), LORA_MODEMS)}")
+                             f"{suggest(str(lora_modem), tuple(LORA_MODEMS))}")
         timers = {key: self.duration(data, key, "", default) for key, default in (
             ("report_interval", "10m"), ("occupancy_busy", "20m"), ("occupancy_quiet", "40m"),
             ("rain_tick", "10s"))}
