@@ -21,11 +21,7 @@ password comes from $BENCH_MQTT_PASSWORD.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +29,7 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from bare_paho_sub import run_subscriber  # bench/ is this script's directory, first on sys.path
 
 TOPIC = "smartcity/v1/gw/+/readings"
 
@@ -82,54 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     decode = decoder(args.decoder)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     state: dict[str, Any] = {"subscribed": False, "messages": 0, "records": 0, "t_last": None, "error": None,
                              "decoder": args.decoder}
 
-    def on_connect(client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            state["error"] = f"CONNACK: {reason}"
-            stop.set()
-        else:
-            client.subscribe(TOPIC, qos=1)
-
-    def on_subscribe(_client: paho.Client, _userdata: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
-        if any(r.is_failure for r in reasons):
-            state["error"] = f"SUBACK: {[str(r) for r in reasons]}"
-            stop.set()
-        else:
-            state["subscribed"] = True
-
-    def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+    def on_message(_client: paho.Client, msg: paho.MQTTMessage) -> None:
         state["records"] += decode(msg.payload)
         state["messages"] += 1
         state["t_last"] = time.monotonic()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=args.client_id, protocol=paho.MQTTv5)
-    client.username_pw_set(args.username, os.environ.get("BENCH_MQTT_PASSWORD"))
-    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 0
-    props.ReceiveMaximum = args.receive_maximum
-    client.connect(args.host, args.port, keepalive=30, clean_start=True, properties=props)
-    client.loop_start()
-
-    def dump() -> None:
-        tmp = args.counter.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(args.counter)
-
-    deadline = time.monotonic() + args.duration
-    try:
-        while not stop.wait(0.1) and time.monotonic() < deadline:
-            dump()
-    finally:
-        dump()
-        client.disconnect()
-        client.loop_stop()
-    return 1 if state["error"] else 0
-
+    # paho acknowledges each message once on_message has returned.
+    return run_subscriber(host=args.host, port=args.port, username=args.username, client_id=args.client_id,
+                          topic=TOPIC, receive_maximum=args.receive_maximum, counter=args.counter,
+                          duration=args.duration, state=state, on_message=on_message)
 
 if __name__ == "__main__":
     sys.exit(main())
