@@ -5,24 +5,53 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-from core.settings import InfluxSettings, influx_from_env
+from core.settings import InfluxSettings, MqttSettings, influx_from_env, mqtt_from_env
 from smartcity.data import demo_registry_path
 
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    """Where the registry and InfluxDB are, and how many readings a 'latest' query may look back."""
+    """Where the registry, InfluxDB, the broker and the service's own files are.
+
+    ``state_dir`` holds what the API itself keeps: the SensorThings metadata store
+    (``sta.sqlite``), the audit log (``audit.sqlite``) and the $count cache. ``operators_path``
+    is the operators file (names, roles, argon2 hashes; never in git). ``public_url`` is the
+    service root clients see (for absolute ``@iot.selfLink`` / ``@iot.nextLink``); empty: taken
+    from each request. ``mqtt`` is used for operator commands; None: commands are refused (503).
+    """
 
     registry_path: str
     influx: InfluxSettings = field(default_factory=InfluxSettings)
     latest_window: str = "7d"
+    state_dir: str = ".state/api"
+    operators_path: str | None = None
+    mqtt: MqttSettings | None = None
+    rules_path: str | None = None  # the rule file the rules service runs (operator rule routes)
+    alarms_path: str | None = None  # the rules service's alarm database
+    public_url: str = ""
+    # anonymous requests per client address and minute (0: unlimited)
+    anonymous_rate_limit: int = 600
+
+    @property
+    def state_path(self) -> Path:
+        """state_dir as a Path."""
+        return Path(self.state_dir)
 
 
 @lru_cache(maxsize=1)
 def settings_from_env() -> ApiSettings:
-    """Settings from SMARTCITY_REGISTRY and the SMARTCITY_INFLUX_* variables."""
+    """Settings from SMARTCITY_REGISTRY, SMARTCITY_INFLUX_*, SMARTCITY_MQTT_* and SMARTCITY_API_*."""
+    env = os.environ
     return ApiSettings(
-        registry_path=os.environ.get("SMARTCITY_REGISTRY", str(demo_registry_path())),
+        registry_path=env.get("SMARTCITY_REGISTRY", str(demo_registry_path())),
         influx=influx_from_env(),
+        state_dir=env.get("SMARTCITY_API_STATE_DIR", str(Path(env.get("SMARTCITY_STATE_DIR", ".state")) / "api")),
+        operators_path=env.get("SMARTCITY_API_OPERATORS"),
+        mqtt=mqtt_from_env() if env.get("SMARTCITY_MQTT_HOST") else None,
+        rules_path=env.get("SMARTCITY_RULES"),
+        alarms_path=env.get("SMARTCITY_ALARMS"),
+        public_url=env.get("SMARTCITY_API_PUBLIC_URL", "").rstrip("/"),
+        anonymous_rate_limit=int(env.get("SMARTCITY_API_RATE_LIMIT", "600")),
     )

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 GEMEENTE = re.compile(r"^GM\d{4}$")
 WIJK = re.compile(r"^WK\d{6}$")
+BUURT = re.compile(r"^BU\d{8}$")
 LORA_ADDRESS = re.compile(r"^[0-9A-F]{8}$")
 DEV_EUI = re.compile(r"^[0-9A-F]{16}$")
 LINKS = ("lora", "lorawan", "serial")
@@ -65,6 +66,7 @@ class Device:
     address: str | None = None  # LoRa address, upper-case hex
     port: str | None = None  # serial port name in the gateway's port map
     dev_eui: str | None = None  # LoRaWAN DevEUI, upper-case hex (link == "lorawan")
+    buurt: str | None = None  # CBS buurt code (BU + gemeente + wijk + 2 digits), optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +123,16 @@ def _device(ident: str, props: dict[str, Any], lon: float, lat: float, where: st
         port = _str(props, "port", where)
     else:
         raise RegistryError(f"{where}: link must be one of {', '.join(LINKS)}, got {link!r}")
+    wijk = _str(props, "wijk", where, WIJK)
+    buurt = None
+    if props.get("buurt") is not None:
+        buurt = _str(props, "buurt", where, BUURT)
+        if buurt[2:8] != wijk[2:]:
+            raise RegistryError(f"{where}: buurt {buurt} does not lie in wijk {wijk} (its digits 1-6 are the wijk's)")
     return Device(
         ident, str(props.get("name", ident)), kind, _str(props, "gateway", where),
-        _str(props, "gemeente", where, GEMEENTE), _str(props, "wijk", where, WIJK),
-        lon, lat, classification, link, address, port, dev_eui,
+        _str(props, "gemeente", where, GEMEENTE), wijk,
+        lon, lat, classification, link, address, port, dev_eui, buurt,
     )
 
 

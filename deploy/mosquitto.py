@@ -59,6 +59,8 @@ SERVICE_GRANTS: dict[str, tuple[str, ...]] = {
     "rules": ("read smartcity/v1/gw/+/readings", "write smartcity/v1/gw/+/commands",
               "read smartcity/v1/gw/+/acks"),
     "operator": ("readwrite smartcity/#",),
+    # The API sends operators' manual commands and reads their acks; it reads no readings.
+    "api": ("write smartcity/v1/gw/+/commands", "read smartcity/v1/gw/+/acks"),
     # The server owns its integration's tree: it publishes uplinks and events, reads downlinks.
     NETWORK_SERVER_USER: ("readwrite application/#", "readwrite v3/#"),
     # A bridge reads uplinks and joins and sends downlinks, nothing else: it cannot forge an

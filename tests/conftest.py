@@ -23,7 +23,7 @@ from deploy.mosquitto import Broker, start_mosquitto
 from deploy.processes import new_password
 from smartcity.data import demo_registry_path
 
-SERVICE_USERS = ("ingest", "rules", "operator")
+SERVICE_USERS = ("ingest", "rules", "operator", "api")
 
 # Hypothesis caches what it learns under ./.hypothesis (even with database=None, at collection time):
 # keep that out of the repository.
