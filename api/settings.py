@@ -33,6 +33,11 @@ class ApiSettings:
     public_url: str = ""
     # anonymous requests per client address and minute (0: unlimited)
     anonymous_rate_limit: int = 600
+    # gateway provisioning: the broker's password file and pid file (for the reload signal); None: refused
+    mosquitto_password_file: str | None = None
+    mosquitto_pid_file: str | None = None
+    # the anonymous SensorThings MQTT endpoint advertised in the service root (empty: not advertised)
+    sta_mqtt_url: str = ""
 
     @property
     def state_path(self) -> Path:
@@ -54,4 +59,7 @@ def settings_from_env() -> ApiSettings:
         alarms_path=env.get("SMARTCITY_ALARMS"),
         public_url=env.get("SMARTCITY_API_PUBLIC_URL", "").rstrip("/"),
         anonymous_rate_limit=int(env.get("SMARTCITY_API_RATE_LIMIT", "600")),
+        mosquitto_password_file=env.get("SMARTCITY_MOSQUITTO_PASSWORD_FILE"),
+        mosquitto_pid_file=env.get("SMARTCITY_MOSQUITTO_PID_FILE"),
+        sta_mqtt_url=env.get("SMARTCITY_API_STA_MQTT_URL", ""),
     )

@@ -26,7 +26,7 @@ from typing import Any
 from ingest.dead_letters import DeadLetter, dead_letter_line
 from ingest.influx_writer import InfluxWriter, TransientWriteError, WriteResult
 from ingest.metrics import IngestMetrics
-from ingest.points import UniqueMicros
+from ingest.points import UniqueMicros, replay_late_lines
 from ingest.sequence import batch_line
 from ingest.spool import Spool, SpoolFullError
 
@@ -236,8 +236,10 @@ class WritePipeline:
             if entry is None:
                 return
             started = time.perf_counter()
+            late = replay_late_lines(entry.created, time.time())  # with the batch, never without it
+            body = entry.payload + b"\n" + "\n".join(late).encode() if late else entry.payload
             try:
-                result = self._writer.write_body(entry.payload)
+                result = self._writer.write_body(body)
             except TransientWriteError as exc:
                 self._failed(exc)
                 self._next_replay = time.monotonic() + self._jittered()

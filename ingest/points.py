@@ -19,6 +19,15 @@ from ingest.series_table import SeriesTable
 _float_repr = float.__repr__
 DEFAULT_MAX_LATENESS = 7 * 86400.0
 DEFAULT_MAX_SKEW = 300.0
+# Late-write markers. The API's $count caches the count of a day once the day ended more than
+# SETTLE_S (+ its own margin) ago. A reading older than SETTLE_S when it is packed (a gateway's backlog,
+# a redelivered message) may still land in such a day: with it, in the same batch (so the marker is
+# never missing when the point is there), goes one point of LATE_MEASUREMENT per (measurement, UTC
+# day) it touches, and the API counts that day again when it sees a marker it has not seen.
+SETTLE_S = 3600.0
+LATE_MEASUREMENT = "late_write"
+ALL_MEASUREMENTS = "*"  # a marker for every measurement (a spooled batch replayed late: pipeline)
+DAY_US = 86_400 * 1_000_000
 
 
 def micros(t: float) -> int:
@@ -123,7 +132,40 @@ def pack_lines(gateway: str, cols: Columns, table: SeriesTable, *, now: float, r
             points[key] = [spec.key + text]
         else:
             fields.append(spec.key + text)
-    return [f"{prefix}{','.join(fields)} {ts}" for (prefix, ts), fields in points.items()]
+    lines = [f"{prefix}{','.join(fields)} {ts}" for (prefix, ts), fields in points.items()]
+    # One C-level min over the batch's times, no per-record work: markers only for a batch with late readings.
+    if cols.times and min(cols.times) < now - SETTLE_S and points:
+        lines += late_lines(gateway, points, micros(now))
+    return lines
+
+
+def late_lines(gateway: str, points: dict[tuple[str, int], list[str]], now_us: int) -> list[str]:
+    """Markers of the (measurement, day) pairs of the points older than SETTLE_S (see SETTLE_S)."""
+    settle_us = now_us - int(SETTLE_S * 1_000_000)
+    days: dict[tuple[str, int], int] = {}
+    for prefix, ts in points:
+        if ts < settle_us:
+            key = (prefix.split(",", 1)[0].rstrip(), ts - ts % DAY_US)
+            days[key] = days.get(key, 0) + 1
+    return [late_line(gateway, m, day, n, now_us) for (m, day), n in days.items()]
+
+
+def late_line(gateway: str, measurement: str, day_us: int, n: int, now_us: int) -> str:
+    """One late-write marker: n points were written at now_us into measurement's day starting at day_us."""
+    return line(LATE_MEASUREMENT, {"day": str(day_us), "gateway": gateway or "-", "measurement": measurement},
+                {"n": n}, now_us)
+
+
+def replay_late_lines(created: float, now: float, max_skew: float = DEFAULT_MAX_SKEW) -> list[str]:
+    """Markers for a spooled batch replayed more than SETTLE_S / 2 after it was spooled: its readings were
+    not late when packed but land late now, in days from created - SETTLE_S (what pack_lines left
+    unmarked) to created + max_skew, of any measurement."""
+    if now - created <= SETTLE_S / 2:
+        return []
+    lo = micros(created - 2 * SETTLE_S)  # (packed at most a little before it was spooled)
+    hi = micros(created + max_skew)
+    return [late_line("spool", ALL_MEASUREMENTS, day, 0, micros(now))
+            for day in range(lo - lo % DAY_US, hi + 1, DAY_US)]
 
 
 def status_line(gateway: str, state: str, time_us: int, seq: int | None = None) -> str:

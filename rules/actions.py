@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from core import jsonfast
 from rules.alarm_store import AlarmState, AlarmStore, AlarmStoreError
 from rules.membership import RuleSlots, Target
+from rules.operator_control import Hold
 from rules.rule_events import RuleEventWriter
 from rules.rule_model import Action, AlarmAction, CommandAction, WebhookAction
 from rules.transitions import Event, Transition
@@ -31,6 +32,7 @@ from rules.webhooks import WebhookSender
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], None]
+Holds = Callable[[], Mapping[tuple[str, str], Hold]]  # operators' holds by (device, action)
 ACTIVATE, CLEAR = Event.ACTIVATE.value, Event.CLEAR.value
 
 
@@ -46,6 +48,7 @@ class DispatchCounts:
     webhooks: int = 0  # calls queued
     events: int = 0  # rule events queued
     unknown_slots: int = 0  # transitions for a (rule, group) not in the current layout (a reload raced)
+    held: int = 0  # commands not sent: an operator's manual command holds that device and action
 
     def add(self, other: DispatchCounts) -> None:
         """Add other's counts to these."""
@@ -97,8 +100,9 @@ class ActionDispatcher:
 
     def __init__(self, slots: Sequence[RuleSlots], publish: Publish, *, alarms: AlarmStore | None = None,
                  webhooks: WebhookSender | None = None, events: RuleEventWriter | None = None,
-                 command_ttl: float = 60.0) -> None:
+                 command_ttl: float = 60.0, holds: Holds | None = None) -> None:
         self.publish = publish
+        self.holds = holds
         self.alarms = alarms
         self.webhooks = webhooks
         self.events = events
@@ -179,8 +183,15 @@ class ActionDispatcher:
         expires = now + self.command_ttl
         failures = 0
         first_failure = ""
+        # Read once per transition: one stat of the holds file, a dict lookup per target.
+        holds = self.holds() if self.holds is not None else None
         for cmd in actions:
             for target in cmd.targets[slot]:
+                if holds:
+                    hold = holds.get((target.device, cmd.action))
+                    if hold is not None and hold.until > now:
+                        counts.held += 1
+                        continue
                 try:
                     # The keys and order of Command.to_json (asdict order), so both paths give the same bytes.
                     payload = dumps({"device": target.device, "action": cmd.action, "params": cmd.params,

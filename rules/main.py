@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-skew", type=float, default=DEFAULT_MAX_SKEW,
                         help="readings more than this many seconds in the future are refused")
     parser.add_argument("--alarms", default=None, help="alarm database (default: STATE_DIR/rules/alarms.sqlite)")
+    parser.add_argument("--control-dir", default=None,
+                        help="where the operator API leaves holds, disabled rules and reload requests "
+                             "(default: the alarm database's directory; see rules/README.md)")
     events = parser.add_mutually_exclusive_group()
     events.add_argument("--events", dest="events", action="store_true", default=None,
                         help="write rule events and alarms to InfluxDB (default: on when SMARTCITY_INFLUX_URL is set)")
@@ -83,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     mqtt_settings.username = mqtt_settings.username or "rules"
     registry = WatchedRegistry(args.registry)
     alarms = None
+    control_dir = Path(args.control_dir) if args.control_dir else None
+    if control_dir is None and (args.alarms or state_dir is not None):
+        control_dir = Path(args.alarms or default_path(state_dir or Path("."))).parent
     if args.alarms or state_dir is not None:
         try:
             alarms = AlarmStore(args.alarms or default_path(state_dir or Path(".")))
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                            max_lateness=args.max_lateness, max_skew=args.max_skew,
                            partition=(partition.index, partition.count), partition_by=partition.by,
                            snapshot_interval=args.snapshot_interval, alarms=alarms, webhooks=WebhookSender(),
-                           events=events)
+                           events=events, control_dir=control_dir)
     on_sighup(service.request_reload)
     status: StatusServer | None = None
     if args.metrics_port >= 0:

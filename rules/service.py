@@ -35,9 +35,11 @@ from core.topics import Channel
 from rules.actions import ActionDispatcher
 from rules.alarm_store import AlarmStore
 from rules.intake import Intake, fold_staged
+from rules.operator_control import OperatorControl, without_disabled
 from rules.partition import Partition
 from rules.rule_events import RuleEventWriter
 from rules.rule_file import load_rules
+from rules.rule_model import RuleSet
 from rules.service_build import Runtime, build, rules_mtime
 from rules.service_metrics import RulesMetrics
 from rules.service_state import Snapshot, StateFile, snapshot_path
@@ -65,7 +67,8 @@ class RulesService:
                  partition_by: str = "gemeente", snapshot_interval: float = 10.0,
                  alarms: AlarmStore | None = None, webhooks: WebhookSender | None = None,
                  events: RuleEventWriter | None = None, clock: Callable[[], float] = time.time,
-                 watch_interval: float = 1.0, urgent_gap: float = 0.004) -> None:
+                 watch_interval: float = 1.0, urgent_gap: float = 0.004,
+                 control_dir: Path | None = None) -> None:
         self.partition = Partition(partition[0], partition[1], partition_by)
         self.rules_path = Path(rules_path)
         self.registry = registry
@@ -75,10 +78,13 @@ class RulesService:
         self.watch_interval = watch_interval
         self._clock = clock
         self._alarms, self._webhooks, self._events = alarms, webhooks, events
+        # Operators' holds, disabled rules and reload requests (rules/operator_control.py).
+        self.control = OperatorControl(control_dir) if control_dir is not None else None
+        self._control_seen = self.control.reload_key() if self.control is not None else None
         now = clock()
         mtime = rules_mtime(self.rules_path)
         # A bad rule file or a rule that does not fit the partition fails the start (ConfigError).
-        runtime = build(load_rules(self.rules_path), registry.get(), self.partition, now=now, generation=0,
+        runtime = build(self._load_rules(), registry.get(), self.partition, now=now, generation=0,
                         mtime=mtime)
         self._generation = 0
         self.metrics = RulesMetrics(self._extra_counters, self._gauges)
@@ -90,7 +96,8 @@ class RulesService:
         # Topics an earlier run subscribed (and the old service's wildcard) live on in a persistent session.
         self._stale_topics = {topics.subscription(Channel.READINGS), *saved_topics}
         self.dispatcher = ActionDispatcher(runtime.engine.slots, self._publish, alarms=alarms, webhooks=webhooks,
-                                           events=events, command_ttl=command_ttl)
+                                           events=events, command_ttl=command_ttl,
+                                           holds=self.control.holds if self.control is not None else None)
         self._wake = threading.Event()
         self._housekeeping = threading.Event()
         self._stopping = threading.Event()
@@ -156,6 +163,11 @@ class RulesService:
                 helper.stop()
         if self._alarms is not None:
             self._alarms.close()
+
+    def _load_rules(self) -> RuleSet:
+        """The rule file without the rules operators disabled."""
+        ruleset = load_rules(self.rules_path)
+        return ruleset if self.control is None else without_disabled(ruleset, self.control.disabled())
 
     def request_reload(self) -> None:
         """Reload registry and rule file soon (SIGHUP); safe to call from a signal handler."""
@@ -314,6 +326,11 @@ class RulesService:
     def _check_reload(self) -> None:
         forced = self._reload_requested.is_set()
         self._reload_requested.clear()
+        if self.control is not None:
+            key = self.control.reload_key()
+            if key != self._control_seen:  # a rule enabled or disabled, or a reload requested
+                self._control_seen = key
+                forced = True
         if forced:
             self.registry.reload()
         registry = self.registry.get()
@@ -326,7 +343,7 @@ class RulesService:
             return
         try:
             same_file = mtime == current.rules_mtime and not forced
-            ruleset = current.ruleset if same_file else load_rules(self.rules_path)
+            ruleset = current.ruleset if same_file else self._load_rules()
             new = build(ruleset, registry, self.partition, now=self._clock(), generation=self._generation + 1,
                         mtime=mtime)
         except Exception as exc:
@@ -359,7 +376,8 @@ class RulesService:
     def _extra_counters(self) -> dict[str, int]:
         out = {f"engine_{k}": int(v) for k, v in self.runtime.engine.counters.items()}
         totals = self.dispatcher.totals
-        for name in ("alarms_raised", "alarms_cleared", "alarm_failures", "webhooks", "events", "unknown_slots"):
+        for name in ("alarms_raised", "alarms_cleared", "alarm_failures", "webhooks", "events", "unknown_slots",
+                     "held"):
             out[f"dispatch_{name}"] = int(getattr(totals, name))
         for prefix, helper in (("webhook", self._webhooks), ("rule_event", self._events)):
             if helper is not None:

@@ -26,6 +26,9 @@ SERVICES = {
     "rules": ("rules.main", "run a rules worker (readings -> commands)"),
     "alarms": ("rules.alarm_cli", "list and acknowledge the rules' alarms"),
     "api": ("api.main", "serve the open-data and operator API"),
+    "operator": ("api.operators.cli", "manage the API's operators (add, passwd, token, list, remove)"),
+    "audit": ("api.operators.audit_cli", "list the API's audit log and check its hash chain"),
+    "sta-mqtt": ("api.sta_mqtt.main", "publish public readings as SensorThings Observations over MQTT"),
 }
 
 

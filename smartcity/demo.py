@@ -22,17 +22,28 @@ import time
 from pathlib import Path
 
 import rules
+from api.operators.roles import Role
+from api.operators.users import write_users_file
 from core.influx import InfluxClient, InfluxConfig, InfluxError
 from core.kinds import KINDS
 from core.registry import load
 from core.runtime import stop_event
 from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
 from deploy.influxdb import Influxd, start_influxd
-from deploy.mosquitto import NETWORK_SERVER_USER, NS_BRIDGE_USER, Broker, start_mosquitto
+from deploy.mosquitto import (
+    NETWORK_SERVER_USER,
+    NS_BRIDGE_USER,
+    STA_BRIDGE_USER,
+    STA_MQTT_USER,
+    Broker,
+    start_mosquitto,
+)
+from deploy.mosquitto_open_data import start_open_data_broker
 from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free, spawn
 from edge.lora_keys import KeyRing
 
-SERVICE_USERS = ("ingest", "rules", "operator", NETWORK_SERVER_USER, NS_BRIDGE_USER)
+SERVICE_USERS = ("ingest", "rules", "operator", "api", NETWORK_SERVER_USER, NS_BRIDGE_USER, STA_MQTT_USER,
+                 STA_BRIDGE_USER)
 # One application per gateway, so that each gateway's bridge receives its own devices' uplinks only.
 NS_APPLICATIONS = {"chirpstack": "smartcity-{gateway}", "tts": "smartcity-{gateway}@gemeente"}
 DEMO_RULES = Path(rules.__file__).resolve().parent / "examples" / "demo-rules.toml"
@@ -73,6 +84,7 @@ class Demo:
         self.registry = load(args.registry)
         self.children: list[ChildProcess] = []
         self.broker: Broker | None = None
+        self.open_data: Broker | None = None  # anonymous, read-only SensorThings MQTT (bridged from the broker)
         self.influxd: Influxd | None = None
         self.influx_settings = InfluxSettings(database="smartcity")
         self.api_url = ""
@@ -93,8 +105,36 @@ class Demo:
         return (["--network-server", flavour, "--ns-application", NS_APPLICATIONS[flavour]],
                 mqtt_to_env(self._account(user), prefix=NS_MQTT_ENV))
 
+    def _operators(self) -> Path:
+        """The demo's one operator, admin, with a password made for this state directory (kept across runs)."""
+        path = self.state / "api" / "operators.toml"
+        secret = self.state / "api" / "admin-password"
+        if not path.exists() or not secret.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            password = new_password()
+            write_users_file(path, [("admin", Role.ADMIN, password)])
+            secret.write_text(password + "\n")
+            secret.chmod(0o600)
+        return path
+
+    def _api_env(self) -> dict[str, str]:
+        """What the API needs besides its options: the broker files for gateway provisioning, the MQTT endpoint."""
+        if self.broker is None or self.broker.config_path is None:
+            return {}
+        pid_file = self.broker.config_path.parent / "mosquitto.pid"
+        pid_file.write_text(f"{self.broker.child.process.pid}\n")
+        env = {"SMARTCITY_MOSQUITTO_PASSWORD_FILE": str(self.broker.config_path.parent / "passwd"),
+               "SMARTCITY_MOSQUITTO_PID_FILE": str(pid_file), "SMARTCITY_API_PUBLIC_URL": self.api_url}
+        if self.open_data is not None:
+            env["SMARTCITY_API_STA_MQTT_URL"] = self.open_data_url()
+        return env
+
+    def open_data_url(self) -> str:
+        """Where open-data consumers subscribe (the anonymous, read-only broker)."""
+        return f"mqtt://{self.open_data.host}:{self.open_data.port}" if self.open_data else "(not started)"
+
     def _service(self, name: str, argv: list[str], mqtt_user: str | None,
-                 ns_user: str | None = None) -> ChildProcess:
+                 ns_user: str | None = None, extra_env: dict[str, str] | None = None) -> ChildProcess:
         if self.broker is None:
             raise ServiceError("the broker must be started before the services")
         env = dict(os.environ)
@@ -106,6 +146,7 @@ class Demo:
             env.update(ns_env)
         env.update(influx_to_env(self.influx_settings))
         env["SMARTCITY_LORA_KEYS"] = str(self.lora_keys)
+        env.update(extra_env or {})
         cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
                "--registry", self.args.registry, *argv[1:], *ns_options]
         child = spawn(name, cmd, self.logs / f"{name}.log", env=env)
@@ -122,6 +163,7 @@ class Demo:
         if not keys.exists():  # kept across runs: the gateways' frame counters are too
             KeyRing.generate().save(keys)
         self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
+        self.open_data = start_open_data_broker(self.state, self.broker)
         self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
         self.influx_settings.url = self.influxd.url
         with self._influx() as influx:
@@ -148,7 +190,12 @@ class Demo:
                       "rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
-        self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)], None)
+        self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port),
+                              "--state-dir", str(self.state / "api"), "--operators", str(self._operators()),
+                              "--rules", self.args.rules or str(DEMO_RULES),
+                              "--alarms", str(self.state / "rules" / "alarms.sqlite")], "api",
+                      extra_env=self._api_env())
+        self._service("sta-mqtt", ["sta-mqtt", "--public-url", self.api_url], STA_MQTT_USER)
 
     def _influx(self) -> InfluxClient:
         s = self.influx_settings
@@ -165,6 +212,8 @@ class Demo:
         self.stop_services()
         if self.influxd:
             self.influxd.stop()
+        if self.open_data:
+            self.open_data.stop()
         if self.broker:
             self.broker.stop()
 
@@ -263,8 +312,10 @@ def run(args: argparse.Namespace) -> int:
             raise ServiceError("servers did not start")
         _say(f"""
 smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.registry.devices)} devices)
-  open data API  {demo.api_url}/v1/latest   (health: {demo.api_url}/healthz, docs: {demo.api_url}/docs)
+  open data API  {demo.api_url}/v1.1   (SensorThings API 1.1; GeoJSON {demo.api_url}/v1/latest, docs: .../docs)
+  open data MQTT {demo.open_data_url()}   (anonymous, read-only: v1.1/Datastreams('<id>')/Observations)
   InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
+  operators      {demo.api_url}/v1/operator   (user admin, password in {demo.state}/api/admin-password)
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
   LoRaWAN        {demo.network_server_line()}
   ingest         {demo.ingest_status_url()}/metrics   (health: .../healthz)

@@ -87,7 +87,7 @@ class Source(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SeriesRef:
-    """Where a Datastream's Observations are in InfluxDB: ``SELECT "<field>" FROM "<measurement>" WHERE <tag>='<value>'``."""
+    """Where a Datastream's Observations are: ``SELECT "<field>" FROM "<measurement>" WHERE <tag>='<value>'``."""
 
     measurement: str
     field: str
@@ -177,8 +177,12 @@ def self_link(base_url: str, entity_set: EntitySet | str, ident: str) -> str:
 
 
 def observation_json(base_url: str, datastream: str, time_us: int, result: Any,
-                     result_time_us: int | None = None) -> dict[str, Any]:
-    """An Observation as STA JSON: the same object from the HTTP API and the MQTT extension."""
+                     result_time_us: int | None = None, *, null_result_time: bool = False) -> dict[str, Any]:
+    """An Observation as STA JSON: the same object from the HTTP API and the MQTT extension.
+
+    A device's result is generated when it measures: resultTime defaults to phenomenonTime. An
+    Observation posted through the API without a resultTime has a null one (``null_result_time``).
+    """
     ident = observation_id(datastream, time_us)
     link = self_link(base_url, E.OBSERVATIONS, ident)
     phenomenon = iso_time(time_us)
@@ -186,7 +190,8 @@ def observation_json(base_url: str, datastream: str, time_us: int, result: Any,
         "@iot.id": ident,
         "@iot.selfLink": link,
         "phenomenonTime": phenomenon,
-        "resultTime": iso_time(result_time_us) if result_time_us is not None else phenomenon,
+        "resultTime": None if null_result_time else iso_time(result_time_us) if result_time_us is not None
+        else phenomenon,
         "result": result,
         "Datastream@iot.navigationLink": f"{link}/Datastream",
         "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",

@@ -79,10 +79,12 @@ def may_publish(broker: Broker, user: str, topic: str) -> bool:
         client.loop_stop()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
+# Each test also runs on a broker with the SensorThings open-data listener: its per-listener settings
+# must leave the platform's listener exactly as it is (test_mosquitto_sta_listener.py tests the listener).
+@pytest.fixture(params=[False, True], ids=["one-listener", "with-open-data-listener"])
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Broker]:
     users = {u: new_password() for u in (GATEWAY, "operator", NETWORK_SERVER_USER, NS_BRIDGE_USER)}
-    b = start_mosquitto(tmp_path / "broker", users)
+    b = start_mosquitto(tmp_path / "broker", users, open_data=request.param)
     yield b
     b.stop()
 

@@ -7,7 +7,18 @@ from core.commands import Ack, AckStatus, Action, Command
 from core.registry import load
 from core.senml import Reading, encode
 from core.senml_columns import decode_columns
-from ingest.points import Rejects, TimeBounds, ack_line, command_line, pack_lines, status_line
+from ingest.points import (
+    DAY_US,
+    LATE_MEASUREMENT,
+    SETTLE_S,
+    Rejects,
+    TimeBounds,
+    ack_line,
+    command_line,
+    pack_lines,
+    replay_late_lines,
+    status_line,
+)
 from ingest.series_table import SeriesTable
 from smartcity.data import demo_registry_path
 
@@ -94,3 +105,32 @@ def test_status_command_and_ack_lines():
     ack = Ack("c1", "vs-sl-101", AckStatus.APPLIED, "sent")
     assert ack_line("gw-vs-01", ack, 7) == (
         'command_ack,device=vs-sl-101,gateway=gw-vs-01,status=applied id="c1",detail="sent" 7')
+
+
+def test_a_batch_with_readings_older_than_the_settle_horizon_carries_late_write_markers():
+    """The API's $count caches days once they settled (SETTLE_S): a late reading names its day."""
+    day = int(T * 1e6) - int(T * 1e6) % DAY_US
+    lines, rejects = fold([Reading("vs-sl-101", "power", 1.0, T - 2 * SETTLE_S, "W"),
+                           Reading("vs-sl-102", "power", 1.0, T - 2 * SETTLE_S + 1, "W"),
+                           Reading("vs-rg-001", "rain_intensity", 0.5, T - 3 * 86400, "mm/h"),
+                           Reading("vs-sl-101", "power", 2.0, T, "W")])
+    markers = sorted(ln for ln in lines if ln.startswith(LATE_MEASUREMENT))
+    assert rejects.total == 0 and len(lines) == 4 + 2
+    assert markers == [
+        f"late_write,day={day - 3 * DAY_US},gateway=gw-vs-01,measurement=rain_gauge n=1i 1700000000000000",
+        f"late_write,day={day},gateway=gw-vs-01,measurement=street_light n=2i 1700000000000000"]
+
+
+def test_a_batch_of_settled_times_only_has_no_marker():
+    lines, _ = fold([Reading("vs-sl-101", "power", 1.0, T - SETTLE_S + 60, "W"),
+                     Reading("vs-sl-101", "power", 1.0, T - 8 * 86400, "W")])  # refused: no point, no marker
+    assert len(lines) == 1 and not any(ln.startswith(LATE_MEASUREMENT) for ln in lines)
+
+
+def test_a_spooled_batch_replayed_late_marks_its_days_for_every_measurement():
+    assert replay_late_lines(T, T + 60) == []
+    lines = replay_late_lines(T, T + SETTLE_S)
+    days = [int(ln.split("day=", 1)[1].split(",", 1)[0]) for ln in lines]
+    assert all(",measurement=* " in ln for ln in lines)
+    first = int((T - 2 * SETTLE_S) * 1e6)
+    assert days[0] == first - first % DAY_US and days[-1] == int(T * 1e6) - int(T * 1e6) % DAY_US

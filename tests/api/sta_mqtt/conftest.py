@@ -1,0 +1,99 @@
+"""Fixtures of the SensorThings MQTT tests: a registry with a classified device, a broker with the open-data listener.
+
+The shared ``broker`` fixture (tests/conftest.py) has neither the open-data listener nor the
+sta-mqtt account; ``sta_broker`` here starts one that has both, in the two set-ups of
+tests/deploy/test_mosquitto_sta_listener.py (the listener, the bridged open-data broker).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+
+from core import jsonfast
+from core.registry import Registry, load
+from core.settings import MqttSettings
+from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, start_mosquitto
+from deploy.mosquitto_open_data import start_open_data_broker
+from deploy.processes import new_password
+from smartcity.data import demo_registry_path
+from tests.conftest import wait_for
+from tests.deploy.open_data_clients import wait_bridged
+
+CLASSIFIED = "vs-sl-102"  # made vertrouwelijk in the test registry
+
+
+@pytest.fixture
+def registry_file(tmp_path: Path) -> Path:
+    """The demo registry with one street light classified vertrouwelijk."""
+    data = jsonfast.loads(demo_registry_path().read_bytes())
+    for f in data["features"]:
+        if f["properties"]["id"] == CLASSIFIED:
+            f["properties"]["classification"] = "vertrouwelijk"
+    path = tmp_path / "registry.geojson"
+    path.write_bytes(jsonfast.dumps(data))
+    return path
+
+
+@pytest.fixture
+def registry(registry_file: Path) -> Registry:
+    """The test registry, loaded."""
+    return load(registry_file)
+
+
+@pytest.fixture(params=["listener", "bridged"])
+def sta_broker(tmp_path: Path, registry: Registry, request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """The platform's mosquitto (accounts for the gateways, sta-mqtt, sta-bridge and operator); its
+    open_data_port is its own open-data listener's or that of a bridged open-data broker."""
+    users = {u: new_password() for u in (*registry.gateways, STA_MQTT_USER, STA_BRIDGE_USER, "operator")}
+    if request.param == "listener":
+        b = start_mosquitto(tmp_path / "broker", users, open_data=True)
+        yield b
+        b.stop()
+        return
+    platform = start_mosquitto(tmp_path / "broker", users)
+    opened = start_open_data_broker(tmp_path / "broker", platform)
+    try:
+        joined = dataclasses.replace(platform, open_data_port=opened.port)
+        wait_bridged(joined)
+        yield joined
+    finally:
+        opened.stop()
+        platform.stop()
+
+
+def account(broker: Broker, user: str) -> MqttSettings:
+    """Settings that log in as user on the platform's listener."""
+    return MqttSettings(broker.host, broker.port, user, broker.users[user])
+
+
+@pytest.fixture
+def anonymous(sta_broker: Broker) -> Iterator[Callable[..., tuple[paho.Client, list[paho.MQTTMessage]]]]:
+    """A factory of anonymous clients on the open-data listener subscribed to topics, with what they receive."""
+    made: list[paho.Client] = []
+
+    def make(*subscriptions: str) -> tuple[paho.Client, list[paho.MQTTMessage]]:
+        got: list[paho.MQTTMessage] = []
+        subacks: list[int] = []
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"open-{new_password()[:8]}",
+                             protocol=paho.MQTTv5)
+        client.on_message = lambda _c, _u, m: got.append(m)
+        client.on_subscribe = lambda _c, _u, mid, _r, _p: subacks.append(mid)
+        assert sta_broker.open_data_port is not None
+        client.connect(sta_broker.host, sta_broker.open_data_port)
+        client.loop_start()
+        made.append(client)
+        wait_for(client.is_connected, 5)
+        for topic in subscriptions:
+            _rc, mid = client.subscribe(topic, qos=0)
+            wait_for(lambda m=mid: m in subacks, 5)
+        return client, got
+
+    yield make
+    for c in made:
+        c.disconnect()
+        c.loop_stop()
