@@ -19,7 +19,6 @@ changes (OperatorsFile), so adding or removing an operator needs no restart.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import stat
@@ -34,6 +33,7 @@ from argon2 import PasswordHasher
 
 from api.operators.roles import Role
 from core.errors import ConfigError
+from core.private_file import write_private
 from core.toml_text import toml_key, toml_string
 
 log = logging.getLogger(__name__)
@@ -135,18 +135,7 @@ def _render(operators: Mapping[str, Operator]) -> str:
 def save_operators(path: Path, operators: Mapping[str, Operator]) -> None:
     """Write the file atomically (a reader sees the old or the new file, never half), mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # O_EXCL with mode 0600: the hashes are never readable by others, not even for an instant.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_render(operators))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private(path, _render(operators))  # the hashes are never readable by others, not even for an instant
 
 
 def write_users_file(path: Path, users: Sequence[tuple[str, Role, str]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from api.sta.entity_query import resolve_on, select_entities
 from api.sta.graph import EntityGraph
 from api.sta.model import Entity, EntitySet, SeriesRef
-from api.sta.observation_scan import Budget, page_of, plan, scan_all, scan_page
+from api.sta.observation_scan import Budget, Page, Row, Series, page_of, plan, scan_all, scan_page
 from api.sta.query.ast import Binary, Call, Node, OrderItem, Property, QueryError, Unary, properties, quote
 from api.sta.query.evaluate import matches
 from api.sta.query.influxql import split_observation_filter
@@ -25,27 +25,6 @@ DEFAULT_TOP = 100
 MAX_TOP = 10_000
 
 
-class Row(Protocol):
-    """An ObservationRow (api.sta.observations)."""
-
-    @property
-    def datastream(self) -> str: ...
-    @property
-    def time_us(self) -> int: ...
-    @property
-    def result(self) -> Any: ...
-
-
-class Page(Protocol):
-    """An ObservationPage (api.sta.observations)."""
-
-    @property
-    def rows(self) -> Sequence[Row]: ...
-    @property
-    def next_token(self) -> str | None: ...
-
-
-Series = Sequence[tuple[str, SeriesRef]]
 
 
 class ObservationReader(Protocol):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from api.sta.graph import EntityGraph
 from api.sta.model import Entity, EntitySet, quote_id, split_observation_id
-from api.sta.observation_query import ObservationReader, Row
+from api.sta.observation_query import ObservationReader
+from api.sta.observation_scan import Row
 from api.sta.resource_path import PathError, ResourcePath, short
 
 E = EntitySet

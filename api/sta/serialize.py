@@ -22,7 +22,8 @@ from api.sta.entity_query import select_entities
 from api.sta.graph import EntityGraph
 from api.sta.model import NAVIGATION, PROPERTIES, Entity, EntitySet, Source, iso_time, observation_json, self_link
 from api.sta.observation_filter import observation_hook
-from api.sta.observation_query import ObservationReader, Row, page_size, read_observations
+from api.sta.observation_query import ObservationReader, page_size, read_observations
+from api.sta.observation_scan import Row
 from api.sta.query.ast import Property, QueryError, quote
 from api.sta.query.options import ExpandItem, QueryOptions
 

@@ -327,24 +327,22 @@ async def _post(request: Request, who: Principal) -> Response:
 async def patch_entity(request: Request, who: OperatorDep, ident: Ident) -> Response:
     """Change the given properties (JSON), or apply a JSON Patch (application/json-patch+json)."""
     patch = request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON_PATCH
-    try:
-        body = await _body(request)
-    except WriteError as exc:
-        audit(request, who.name, "sta.update", _target_text(request), f"refused {exc.status}", str(exc))
-        return _fail(exc)
-    return await run_in_threadpool(_audited, request, who, "sta.update", _target_text(request),
-                                   lambda: _do_update(request, body, full=False, patch=patch))
+    return await _update(request, who, "sta.update", full=False, patch=patch)
 
 
 async def put_entity(request: Request, who: OperatorDep, ident: Ident) -> Response:
     """Replace the entity's properties (the mandatory ones must be given; omitted optional ones are removed)."""
+    return await _update(request, who, "sta.replace", full=True, patch=False)
+
+
+async def _update(request: Request, who: Principal, action: str, *, full: bool, patch: bool) -> Response:
     try:
         body = await _body(request)
     except WriteError as exc:
-        audit(request, who.name, "sta.replace", _target_text(request), f"refused {exc.status}", str(exc))
+        audit(request, who.name, action, _target_text(request), f"refused {exc.status}", str(exc))
         return _fail(exc)
-    return await run_in_threadpool(_audited, request, who, "sta.replace", _target_text(request),
-                                   lambda: _do_update(request, body, full=True, patch=False))
+    return await run_in_threadpool(_audited, request, who, action, _target_text(request),
+                                   lambda: _do_update(request, body, full=full, patch=patch))
 
 
 async def delete_entity(request: Request, who: OperatorDep, ident: Ident) -> Response:
