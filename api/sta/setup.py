@@ -37,7 +37,6 @@ def open_state(app: FastAPI, settings: ApiSettings) -> Callable[[], None]:
     observations = ObservationStore(app.state.influx, settings.state_path)
     app.state.sta_observations = observations
     app.state.sta_graph = GraphCache(app.state.registry, store, derived_entities)
-    app.state.sta_mqtt_endpoints = ()  # broker URLs for serverSettings; no setting names them yet
 
     def close() -> None:
         observations.close()
