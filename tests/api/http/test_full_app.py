@@ -21,7 +21,8 @@ def test_the_full_app_has_headers_limits_and_clean_errors(full, influxd):
     assert resp.headers["x-content-type-options"] == "nosniff"
     assert resp.headers["etag"].startswith('W/"')
     assert full.get("/v1/catalog").json()["@type"] == "dcat:Catalog"
-    assert full.get("/v1/latest", headers={"X-Big": "A" * 100_000}).status_code == 431
+    assert full.get("/v1/latest", headers={"X-Big": "A" * 12_000}).status_code == 431
+    assert full.get("/v1/latest", headers={"X-Big": "A" * 100_000}).status_code in (400, 431)  # h11 or us
     assert full.get("/v1/latest?" + "&".join(f"p{i}=1" for i in range(5_000))).status_code in (400, 414)
     influxd.stop()
     down = full.get("/v1/latest")

@@ -27,7 +27,7 @@ def test_open_data_is_briefly_cacheable_but_errors_and_credentials_are_not(hygie
 
 
 def test_refusals_by_the_middleware_carry_the_headers_too(hygiene):
-    resp = hygiene.get("/v1/catalog", headers={"X-Big": "A" * 20_000})
+    resp = hygiene.get("/v1/catalog", headers={"X-Big": "A" * 12_000})  # under h11's 16 KiB buffer: ours
     assert resp.status_code == 431
     assert resp.headers["x-content-type-options"] == "nosniff"
     assert resp.headers["cache-control"] == "no-store"
