@@ -3,7 +3,7 @@
 ``serverSettings.conformance`` lists exactly what this service does: the Sensing Core (data model,
 resource paths, request data with the query options), Create-Update-Delete, and receiving updates
 over MQTT (api/sta_mqtt). Not listed, because not implemented: batch requests, dataArray,
-creating Observations over MQTT, MultiDatastream and JSON Patch / OData 4.01 features.
+creating Observations over MQTT, MultiDatastream and OData 4.01 features. JSON Patch is listed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ DATAMODEL = _REQ + "datamodel"
 RESOURCE_PATH = _REQ + "resource-path/resource-path-to-entities"
 REQUEST_DATA = _REQ + "request-data"
 CREATE_UPDATE_DELETE = _REQ + "create-update-delete"
+JSON_PATCH = _REQ + "create-update-delete/update-entity-jsonpatch"  # api/sta/json_patch.py (RFC 6902)
 MQTT_RECEIVE = _REQ + "receive-updates-via-mqtt/receive-updates"
 
-CONFORMANCE = (DATAMODEL, RESOURCE_PATH, REQUEST_DATA, CREATE_UPDATE_DELETE, MQTT_RECEIVE)
+CONFORMANCE = (DATAMODEL, RESOURCE_PATH, REQUEST_DATA, CREATE_UPDATE_DELETE, JSON_PATCH, MQTT_RECEIVE)
 
 
 def service_root_json(root: str, mqtt_endpoints: tuple[str, ...] = ()) -> dict[str, Any]:

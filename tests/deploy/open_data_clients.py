@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 
 from core import mqtt
-from deploy.mosquitto import STA_MQTT_USER, Broker
+from deploy.mosquitto import STA_MQTT_USER, Broker, start_mosquitto
+from deploy.mosquitto_open_data import start_open_data_broker
 from deploy.processes import new_password
 from tests.conftest import settings_for, wait_for
 
@@ -83,3 +88,25 @@ def wait_bridged(broker: Broker) -> None:
         probe.close()
         publisher.disconnect()
         publisher.loop_stop()
+
+
+@contextlib.contextmanager
+def platform_with_open_data(state_dir: Path, users: dict[str, str], mode: str) -> Iterator[Broker]:
+    """The platform's broker with its open_data_port: its own open-data listener ("listener") or a
+    bridged open-data broker ("bridged"), stopped afterwards."""
+    if mode == "listener":
+        b = start_mosquitto(state_dir, users, open_data=True)
+        try:
+            yield b
+        finally:
+            b.stop()
+        return
+    platform = start_mosquitto(state_dir, users)
+    opened = start_open_data_broker(state_dir, platform)
+    try:
+        joined = dataclasses.replace(platform, open_data_port=opened.port)
+        wait_bridged(joined)
+        yield joined
+    finally:
+        opened.stop()
+        platform.stop()

@@ -14,7 +14,6 @@ A refused publish makes mosquitto 2.0 drop that connection, so each publish has 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +23,10 @@ import paho.mqtt.client as paho
 import pytest
 
 from core import mqtt
-from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, OpenDataListener, broker_config, start_mosquitto
-from deploy.mosquitto_open_data import start_open_data_broker
+from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, OpenDataListener, broker_config
 from deploy.processes import new_password
 from tests.conftest import settings_for, wait_for
-from tests.deploy.open_data_clients import OpenClient, wait_bridged
+from tests.deploy.open_data_clients import OpenClient, platform_with_open_data
 from tests.deploy.test_mosquitto_acl import Subscriber, may_publish
 
 pytestmark = pytest.mark.integration
@@ -42,20 +40,8 @@ STREAM = "v1.1/Datastreams('vs-sl-101.power')/Observations"
 def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Broker]:
     """The platform's broker, its open_data_port that of the open-data listener or of the bridged open-data broker."""
     users = {u: new_password() for u in (GATEWAY, "operator", STA_MQTT_USER, STA_BRIDGE_USER)}
-    if request.param == "listener":
-        b = start_mosquitto(tmp_path / "broker", users, open_data=True)
+    with platform_with_open_data(tmp_path / "broker", users, request.param) as b:
         yield b
-        b.stop()
-        return
-    platform = start_mosquitto(tmp_path / "broker", users)
-    opened = start_open_data_broker(tmp_path / "broker", platform)
-    try:
-        joined = dataclasses.replace(platform, open_data_port=opened.port)
-        wait_bridged(joined)
-        yield joined
-    finally:
-        opened.stop()
-        platform.stop()
 
 
 @pytest.fixture

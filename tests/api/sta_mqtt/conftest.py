@@ -7,7 +7,6 @@ tests/deploy/test_mosquitto_sta_listener.py (the listener, the bridged open-data
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import pytest
 from core import jsonfast
 from core.registry import Registry, load
 from core.settings import MqttSettings
-from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, start_mosquitto
-from deploy.mosquitto_open_data import start_open_data_broker
+from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker
 from deploy.processes import new_password
 from smartcity.data import demo_registry_path
 from tests.conftest import wait_for
-from tests.deploy.open_data_clients import wait_bridged
+from tests.deploy.open_data_clients import platform_with_open_data
 
 CLASSIFIED = "vs-sl-102"  # made vertrouwelijk in the test registry
 
@@ -50,20 +48,8 @@ def sta_broker(tmp_path: Path, registry: Registry, request: pytest.FixtureReques
     """The platform's mosquitto (accounts for the gateways, sta-mqtt, sta-bridge and operator); its
     open_data_port is its own open-data listener's or that of a bridged open-data broker."""
     users = {u: new_password() for u in (*registry.gateways, STA_MQTT_USER, STA_BRIDGE_USER, "operator")}
-    if request.param == "listener":
-        b = start_mosquitto(tmp_path / "broker", users, open_data=True)
+    with platform_with_open_data(tmp_path / "broker", users, request.param) as b:
         yield b
-        b.stop()
-        return
-    platform = start_mosquitto(tmp_path / "broker", users)
-    opened = start_open_data_broker(tmp_path / "broker", platform)
-    try:
-        joined = dataclasses.replace(platform, open_data_port=opened.port)
-        wait_bridged(joined)
-        yield joined
-    finally:
-        opened.stop()
-        platform.stop()
 
 
 def account(broker: Broker, user: str) -> MqttSettings:
