@@ -25,6 +25,9 @@ from core.settings import MqttSettings
 # A persistent session keeps QoS 1 messages queued at the broker while a service restarts.
 SESSION_EXPIRY_SECONDS = 24 * 3600
 RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY = 1, 30  # seconds
+# While attempts are refused (the host answers, its broker is not listening: a restart), retry at
+# least this often, so a client is back within ~REFUSED_MAX_DELAY of the broker (security issue: 11 s).
+REFUSED_MAX_DELAY = 1.0
 # paho's states in which a reconnect wait ends at once (disconnect() or loop_stop() was called).
 _STOPPING = (paho._ConnectionState.MQTT_CS_DISCONNECTING,  # type: ignore[attr-defined]
              paho._ConnectionState.MQTT_CS_DISCONNECTED)  # type: ignore[attr-defined]
@@ -38,6 +41,11 @@ class Client(paho.Client):
     and again twice as late. Each wait here is drawn from [delay/2, delay] ("equal jitter"),
     which spreads them out while the exponential bound still holds. The delay starts from the
     minimum again after a successful connection (paho resets it on CONNACK).
+
+    An attempt that was refused (TCP RST: the host is up and its broker is restarting) costs the
+    broker nothing, so while attempts are refused the wait is capped at REFUSED_MAX_DELAY (still
+    jittered): the client is back within about a second of the broker. A timeout (network down)
+    or a broker that accepts the connection and then refuses the login keeps the full backoff.
     """
 
     _rng = random.Random()
@@ -45,6 +53,20 @@ class Client(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reconnect_waits: deque[float] = deque(maxlen=32)  # the latest waits, for tests and diagnostics
+        self.last_attempt_refused = False
+
+    def reconnect(self) -> MQTTErrorCode:
+        """paho's reconnect, noting whether the attempt was refused (the next wait depends on it)."""
+        try:
+            rc = super().reconnect()
+        except ConnectionRefusedError:
+            self.last_attempt_refused = True
+            raise
+        except OSError:
+            self.last_attempt_refused = False
+            raise
+        self.last_attempt_refused = False
+        return rc
 
     def loop_stop(self) -> MQTTErrorCode:
         """Stop the network thread, then close the socket pair paho made for waking it.
@@ -63,7 +85,10 @@ class Client(paho.Client):
                 self._reconnect_delay = self._reconnect_min_delay
             else:
                 self._reconnect_delay = min(self._reconnect_delay * 2, self._reconnect_max_delay)
-            delay = self._reconnect_delay * self._rng.uniform(0.5, 1.0)
+            bound: float = self._reconnect_delay
+            if self.last_attempt_refused:
+                bound = min(bound, REFUSED_MAX_DELAY)
+            delay = bound * self._rng.uniform(0.5, 1.0)
         self.reconnect_waits.append(delay)
         deadline = time.monotonic() + delay
         # Short sleeps, so that stop() is not held up by a long wait (paho sleeps up to 1 s at a time too).

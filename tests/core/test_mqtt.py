@@ -7,7 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from core.mqtt import connect, new_client
+from core.mqtt import REFUSED_MAX_DELAY, connect, new_client
+from core.settings import MqttSettings
 from deploy.mosquitto import Broker, start_mosquitto
 from tests.conftest import settings_for, wait_for
 
@@ -76,3 +77,49 @@ def test_a_stopped_client_leaves_no_socket_open(broker: Broker) -> None:
         client.disconnect()
         client.loop_stop()
     assert all(s is not None and s.fileno() == -1 for s in pair)  # closed, not left to the collector
+
+
+def test_a_client_is_back_within_two_seconds_of_a_restarted_broker_even_after_a_long_outage(
+        broker: Broker, tmp_path: Path) -> None:
+    """Security issue: after a mosquitto kill the clients came back 11 s after the broker did.
+
+    With the default backoff (1 s doubling to 30 s) an outage of 10 s grows the wait to 8-16 s; while
+    the attempts are refused (the broker's port is closed) the wait stays under REFUSED_MAX_DELAY.
+    """
+    settings = settings_for(broker, "operator")
+    client = new_client(settings, "refused-test")
+    connects: list[float] = []
+    client.on_connect = lambda *_args: connects.append(time.monotonic())
+    connect(client, settings, persistent=False)
+    client.loop_start()
+    try:
+        wait_for(lambda: connects, 10)
+        broker.stop()
+        time.sleep(10)  # attempts at ~1, 2, 4 s: the next unrefused bound would be 8 s, then 16 s
+        assert len(client.reconnect_waits) >= 5
+        assert max(list(client.reconnect_waits)[1:]) <= REFUSED_MAX_DELAY
+        back = time.monotonic()
+        restarted = start_mosquitto(tmp_path / "broker-again", broker.users, port=broker.port)
+        try:
+            wait_for(lambda: len(connects) == 2, 10)
+            assert connects[1] - back <= 2.0
+        finally:
+            restarted.stop()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_timed_out_or_closed_attempt_keeps_the_full_backoff() -> None:
+    """Only a refused attempt shortens the wait: a network that is down must not be hammered."""
+    client = new_client(MqttSettings("127.0.0.1", 1), "backoff-policy")
+    try:
+        for refused, expected_bound in ((False, 1), (False, 2), (False, 4), (True, REFUSED_MAX_DELAY),
+                                        (False, 16), (False, 30), (True, REFUSED_MAX_DELAY), (False, 30)):
+            client.last_attempt_refused = refused
+            client._thread_terminate = True  # type: ignore[attr-defined]  # return at once instead of sleeping
+            client._reconnect_wait()  # type: ignore[attr-defined]
+            wait = client.reconnect_waits[-1]
+            assert expected_bound / 2 <= wait <= expected_bound
+    finally:
+        client.loop_stop()
