@@ -5,12 +5,28 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from core.mqtt import REFUSED_MAX_DELAY, connect, new_client
+from core.mqtt import REFUSED_MAX_DELAY, Client, connect, new_client
 from core.settings import MqttSettings
 from deploy.mosquitto import Broker, start_mosquitto
 from tests.conftest import settings_for, wait_for
+
+
+@contextmanager
+def connect_times(client: Client, settings: MqttSettings) -> Iterator[list[float]]:
+    """Connect client in the background; yields the monotonic time of each (re)connect, disconnects after."""
+    connects: list[float] = []
+    client.on_connect = lambda *_args: connects.append(time.monotonic())
+    connect(client, settings, persistent=False)
+    client.loop_start()
+    try:
+        yield connects
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def test_client_socket_has_tcp_nodelay(broker: Broker) -> None:
@@ -37,11 +53,7 @@ def test_reconnects_back_off_exponentially_with_jitter_and_start_again_after_a_c
     settings = settings_for(broker, "operator")
     client = new_client(settings, "backoff-test")
     client.reconnect_delay_set(min_delay=0.05, max_delay=0.4)  # type: ignore[arg-type]  # paho types them int
-    connects: list[float] = []
-    client.on_connect = lambda *_args: connects.append(time.monotonic())
-    connect(client, settings, persistent=False)
-    client.loop_start()
-    try:
+    with connect_times(client, settings) as connects:
         wait_for(lambda: connects, 10)
         broker.stop()
         wait_for(lambda: len(client.reconnect_waits) >= 6, 10)
@@ -58,9 +70,6 @@ def test_reconnects_back_off_exponentially_with_jitter_and_start_again_after_a_c
             assert client.reconnect_waits[0] <= 0.05  # after a good connection it starts from the minimum
         finally:
             restarted.stop()
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_a_stopped_client_leaves_no_socket_open(broker: Broker) -> None:
@@ -88,11 +97,7 @@ def test_a_client_is_back_within_two_seconds_of_a_restarted_broker_even_after_a_
     """
     settings = settings_for(broker, "operator")
     client = new_client(settings, "refused-test")
-    connects: list[float] = []
-    client.on_connect = lambda *_args: connects.append(time.monotonic())
-    connect(client, settings, persistent=False)
-    client.loop_start()
-    try:
+    with connect_times(client, settings) as connects:
         wait_for(lambda: connects, 10)
         broker.stop()
         time.sleep(10)  # attempts at ~1, 2, 4 s: the next unrefused bound would be 8 s, then 16 s
@@ -105,9 +110,6 @@ def test_a_client_is_back_within_two_seconds_of_a_restarted_broker_even_after_a_
             assert connects[1] - back <= 2.0
         finally:
             restarted.stop()
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def test_a_timed_out_or_closed_attempt_keeps_the_full_backoff() -> None:
