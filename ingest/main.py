@@ -15,6 +15,8 @@ from core.runtime import on_sighup, run_until_stopped
 from core.settings import influx_from_env, mqtt_from_env
 from core.status_http import StatusServer
 from ingest import worker as workers
+from ingest.device_status import DEFAULT_INTERVAL, DEFAULT_SILENT_AFTER
+from ingest.health import DEFAULT_HEALTH_INTERVAL
 from ingest.pipeline import PipelineConfig
 from ingest.points import DEFAULT_MAX_LATENESS, DEFAULT_MAX_SKEW, TimeBounds
 from ingest.service import IngestConfig, IngestService, RetireError
@@ -52,9 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-interval", type=float, default=60.0,
                         help="seconds between sequence audits (gaps, duplicates); 0: off")
     parser.add_argument("--audit-window", type=float, default=3600.0, help="seconds of batches an audit covers")
+    parser.add_argument("--status-interval", type=float, default=_env("STATUS_INTERVAL", DEFAULT_INTERVAL),
+                        help="seconds between device_status rounds (every device: ok, fault or silent); 0: off "
+                             "(env SMARTCITY_INGEST_STATUS_INTERVAL)")
+    parser.add_argument("--silent-after", type=float,
+                        default=_env("SILENT_AFTER", DEFAULT_SILENT_AFTER),
+                        help="seconds without a reading after which a device is silent "
+                             "(env SMARTCITY_INGEST_SILENT_AFTER)")
+    parser.add_argument("--health-interval", type=float,
+                        default=_env("HEALTH_INTERVAL", DEFAULT_HEALTH_INTERVAL),
+                        help="seconds between the worker's service_health points; 0: off "
+                             "(env SMARTCITY_INGEST_HEALTH_INTERVAL)")
     parser.add_argument("--retire", action="store_true",
                         help="retire --worker for good: store what the broker queued for its session, end the "
                              "session, exit (for scaling down; see ingest/README.md)")
+
+
+def _env(name: str, default: float) -> str | float:
+    # A string default goes through the option's type=float when parsed: a bad value fails like the option.
+    return os.environ.get(f"SMARTCITY_INGEST_{name}", default)
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -67,9 +85,10 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 def config_from_args(args: argparse.Namespace) -> IngestConfig:
     """The worker's configuration, validated once at start with messages naming the option."""
     _positive(args, "max_latency", "batch_lines", "receive_maximum", "spool_max_bytes", "spool_max_age",
-              "max_lateness", "max_skew", "audit_window")
-    if args.spool_after < 0 or args.audit_interval < 0:
-        raise ConfigError("--spool-after and --audit-interval must be >= 0")
+              "max_lateness", "max_skew", "audit_window", "silent_after")
+    for name in ("spool_after", "audit_interval", "status_interval", "health_interval"):
+        if not getattr(args, name) >= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0: {getattr(args, name)}")
     if args.retire and not args.worker:
         raise ConfigError("--retire needs --worker NAME: the worker whose session is to be drained and ended")
     if args.receive_maximum > 65535:
@@ -81,6 +100,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         bounds=TimeBounds(args.max_lateness, args.max_skew),
         receive_maximum=args.receive_maximum, spool_max_bytes=args.spool_max_bytes,
         spool_max_age=args.spool_max_age, audit_interval=args.audit_interval, audit_window=args.audit_window,
+        status_interval=args.status_interval, silent_after=args.silent_after, health_interval=args.health_interval,
     )
 
 

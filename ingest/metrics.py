@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _PREFIX = "smartcity_ingest"
+
+
+class WindowStats:
+    """Count, sum and maximum of a figure since the last take(): the per-interval means and maxima of the
+    ingest's service_health points (a Prometheus histogram has no maximum). Fed once per batch, not per
+    record; a lock because the writer thread adds while the health thread takes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._sum = 0.0
+        self._max = float("-inf")
+
+    def add(self, n: int, total: float, maximum: float) -> None:
+        """Add n observations summing to total whose largest is maximum."""
+        with self._lock:
+            self._n += n
+            self._sum += total
+            self._max = max(self._max, maximum)
+
+    def take(self) -> tuple[int, float, float]:
+        """(count, sum, max) since the last take, and start again; max is -inf when count is 0."""
+        with self._lock:
+            out = (self._n, self._sum, self._max)
+            self._n, self._sum, self._max = 0, 0.0, float("-inf")
+        return out
 
 
 class IngestMetrics:
@@ -46,6 +74,14 @@ class IngestMetrics:
                                 ["gateway"], registry=r)
         self.callback_errors = Counter(f"{_PREFIX}_callback_errors", "unexpected errors caught in callbacks",
                                        registry=r)
+        self.device_status_runs = Counter(f"{_PREFIX}_device_status_runs", "device_status rounds written",
+                                          registry=r)
+        self.device_status_failures = Counter(f"{_PREFIX}_device_status_failures",
+                                              "device_status rounds that failed (InfluxDB away, a bug)",
+                                              registry=r)
+        # For service_health: write request durations (s) and reading ages when stored (s).
+        self.write_window = WindowStats()
+        self.age_window = WindowStats()
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 if never set); names as exposed, e.g. ..._messages_total."""

@@ -33,6 +33,10 @@ from ingest.spool import Spool, SpoolFullError
 log = logging.getLogger(__name__)
 
 AckToken = tuple[int, int, int]  # (mid, qos, session generation)
+
+
+def _no_gemeente(_gateway: str) -> str | None:
+    return None
 MAX_BACKOFF = 10.0
 
 
@@ -54,8 +58,9 @@ class WritePipeline:
 
     def __init__(self, writer: InfluxWriter, spool: Spool, metrics: IngestMetrics, *,
                  release: Callable[[list[AckToken]], None], config: PipelineConfig | None = None,
-                 worker: str = "") -> None:
+                 worker: str = "", gemeente_of: Callable[[str], str | None] | None = None) -> None:
         self._writer = writer
+        self._gemeente_of = gemeente_of or _no_gemeente
         self._spool = spool
         self._metrics = metrics
         self._release = release
@@ -68,6 +73,8 @@ class WritePipeline:
         self._last_at = 0.0
         self._seqs: dict[str, list[int]] = {}
         self._records: dict[str, int] = {}
+        # The reading times of the queued batch as (n, sum, min): its age figures when it is stored.
+        self._times_n, self._times_sum, self._times_min = 0, 0.0, float("inf")
         self._clock_us = UniqueMicros()  # the writer thread's own: batch records and refused-line letters
         self._stopping = False
         self._down_since: float | None = None
@@ -84,9 +91,15 @@ class WritePipeline:
         metrics.unacked.set_function(lambda: len(self._acks) + self._in_hand)
 
     # -- the paho side -------------------------------------------------------------------------
-    def submit(self, lines: list[str], token: AckToken | None, seq: tuple[str, int, int] | None = None) -> None:
-        """Queue one message's lines (and its pack's (gateway, seq, records)); its ack follows their storage."""
+    def submit(self, lines: list[str], token: AckToken | None, seq: tuple[str, int, int] | None = None,
+               times: tuple[int, float, float] | None = None) -> None:
+        """Queue one message's lines (and its pack's (gateway, seq, records), and its reading times as
+        (n, sum, min) unix seconds); its ack follows their storage."""
         with self._cond:
+            if times is not None:
+                self._times_n += times[0]
+                self._times_sum += times[1]
+                self._times_min = min(self._times_min, times[2])
             self._last_at = time.monotonic()
             if not self._acks and not self._lines:
                 self._first_at = self._last_at
@@ -133,16 +146,21 @@ class WritePipeline:
     # -- the writer thread ---------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            lines, acks, final = self._take()
+            lines, acks, times, final = self._take()
             if lines or acks:
                 self._in_hand = len(acks)
-                self._store(lines, acks)
+                if self._store(lines, acks) and times[0]:
+                    # Stored in InfluxDB now: each reading's age is now - its time (a spooled batch is
+                    # left out: the spool keeps lines, not times; spool_batches shows those).
+                    n, total, earliest = times
+                    now = time.time()
+                    self._metrics.age_window.add(n, n * now - total, now - earliest)
                 self._in_hand = 0
             self._replay()
             if final:
                 return
 
-    def _take(self) -> tuple[list[str], list[AckToken], bool]:
+    def _take(self) -> tuple[list[str], list[AckToken], tuple[int, float, float], bool]:
         with self._cond:
             while not self._stopping:
                 pending = bool(self._lines or self._acks)
@@ -163,31 +181,35 @@ class WritePipeline:
                 self._cond.wait(wait)
             lines, acks = self._lines, self._acks
             self._lines, self._acks = [], []
+            times = (self._times_n, self._times_sum, self._times_min)
+            self._times_n, self._times_sum, self._times_min = 0, 0.0, float("inf")
             if self._seqs:
                 now_us = self._clock_us(time.time())
-                lines.extend(batch_line(gw, seqs, self._records[gw], self._worker, now_us)
+                lines.extend(batch_line(gw, seqs, self._records[gw], self._worker, now_us,
+                                        gemeente=self._gemeente_of(gw))
                              for gw, seqs in self._seqs.items())
                 self._seqs, self._records = {}, {}
             if lines or acks:
                 self._first_at = time.monotonic()
             # Stop once nothing is queued (what is spooled waits for the next run).
-            return lines, acks, self._stopping and not self._lines and not self._acks
+            return lines, acks, times, self._stopping and not self._lines and not self._acks
 
-    def _store(self, lines: list[str], acks: list[AckToken]) -> None:
+    def _store(self, lines: list[str], acks: list[AckToken]) -> bool:
+        """Store a batch; True if it went to InfluxDB, False if it was spooled (or held until stopping)."""
         if self._down_since is None and not self._full_reason:
             first_failure = time.monotonic()
             while True:
                 if self._try_write(lines):
                     self._release(acks)
-                    return
+                    return True
                 if time.monotonic() - first_failure >= self.config.spool_after:
                     break
                 if self._stopping:
                     break  # no time left to wait for InfluxDB: spool it
                 self._sleep_backoff()
-        self._spool_or_hold(lines, acks)
+        return self._spool_or_hold(lines, acks)
 
-    def _spool_or_hold(self, lines: list[str], acks: list[AckToken]) -> None:
+    def _spool_or_hold(self, lines: list[str], acks: list[AckToken]) -> bool:
         body = "\n".join(lines).encode()
         while True:
             try:
@@ -195,7 +217,7 @@ class WritePipeline:
                 self._metrics.spooled.inc()
                 self._full_reason = None
                 self._release(acks)
-                return
+                return False
             except SpoolFullError as exc:
                 self._metrics.spool_full.inc()
                 if self._full_reason is None:
@@ -210,12 +232,12 @@ class WritePipeline:
             if self._stopping:
                 log.error("stopping with %d messages unacknowledged (InfluxDB down, spool unusable): "
                           "the broker redelivers them to this worker's session", len(acks))
-                return
+                return False
             # Held: try InfluxDB itself (it may be back) and replay to make room, then wait.
             self._replay(force=True)
             if self._try_write(lines):
                 self._release(acks)
-                return
+                return True
             self._sleep_backoff()
 
     def _try_write(self, lines: list[str]) -> bool:
@@ -225,7 +247,7 @@ class WritePipeline:
         except TransientWriteError as exc:
             self._failed(exc)
             return False
-        self._metrics.write_seconds.observe(time.perf_counter() - started)
+        self._observe_write(time.perf_counter() - started)
         self._succeeded(result)
         return True
 
@@ -245,12 +267,16 @@ class WritePipeline:
                 self._next_replay = time.monotonic() + self._jittered()
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF)
                 return
-            self._metrics.write_seconds.observe(time.perf_counter() - started)
+            self._observe_write(time.perf_counter() - started)
             self._spool.pop(entry)
             self._metrics.replayed.inc()
             self._succeeded(result)
             if force or time.monotonic() > deadline:
                 return
+
+    def _observe_write(self, seconds: float) -> None:
+        self._metrics.write_seconds.observe(seconds)
+        self._metrics.write_window.add(1, seconds, seconds)
 
     def _succeeded(self, result: WriteResult) -> None:
         self._metrics.lines_stored.inc(result.stored)

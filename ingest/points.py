@@ -168,12 +168,21 @@ def replay_late_lines(created: float, now: float, max_skew: float = DEFAULT_MAX_
             for day in range(lo - lo % DAY_US, hi + 1, DAY_US)]
 
 
-def status_line(gateway: str, state: str, time_us: int, seq: int | None = None) -> str:
-    """A gateway birth/will message as a point of gateway_status."""
+def _place(tags: dict[str, str], gemeente: str | None, wijk: str | None = None) -> dict[str, str]:
+    """tags with the registry's gemeente (and wijk) added where known (so dashboards can filter by them)."""
+    if gemeente:
+        tags["gemeente"] = gemeente
+    if wijk:
+        tags["wijk"] = wijk
+    return tags
+
+
+def status_line(gateway: str, state: str, time_us: int, seq: int | None = None, gemeente: str | None = None) -> str:
+    """A gateway birth/will message as a point of gateway_status (gemeente: the gateway's, if registered)."""
     fields: dict[str, float | int | bool | str] = {"state": state, "online": state == "online"}
     if seq is not None:
         fields["seq"] = seq
-    return line("gateway_status", {"gateway": gateway}, fields, time_us)
+    return line("gateway_status", _place({"gateway": gateway}, gemeente), fields, time_us)
 
 
 HEALTH_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -199,22 +208,23 @@ def health_fields(health: object) -> dict[str, float]:
     return fields
 
 
-def health_line(gateway: str, fields: dict[str, float], time_us: int) -> str:
-    """An edge agent's health counters as a point of gateway_health."""
-    return line("gateway_health", {"gateway": gateway}, dict(fields), time_us)
+def health_line(gateway: str, fields: dict[str, float], time_us: int, gemeente: str | None = None) -> str:
+    """An edge agent's health counters as a point of gateway_health (gemeente: the gateway's, if registered)."""
+    return line("gateway_health", _place({"gateway": gateway}, gemeente), dict(fields), time_us)
 
 
-def command_line(gateway: str, cmd: Command) -> str:
-    """A command as a point of the command measurement (Grafana shows these as annotations)."""
+def command_line(gateway: str, cmd: Command, gemeente: str | None = None, wijk: str | None = None) -> str:
+    """A command as a point of the command measurement (Grafana shows these as annotations); gemeente and
+    wijk are the target device's, where the registry knows it."""
     fields: dict[str, float | int | bool | str] = {"id": cmd.id}
     for key, value in cmd.params.items():
         if isinstance(value, int | float | bool | str):
             fields[key] = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     tags = {"gateway": gateway, "device": cmd.device, "action": cmd.action.value, "origin": cmd.origin}
-    return line("command", tags, fields, micros(cmd.issued_at))
+    return line("command", _place(tags, gemeente, wijk), fields, micros(cmd.issued_at))
 
 
-def ack_line(gateway: str, ack: Ack, time_us: int) -> str:
-    """A command acknowledgement as a point of command_ack."""
+def ack_line(gateway: str, ack: Ack, time_us: int, gemeente: str | None = None, wijk: str | None = None) -> str:
+    """A command acknowledgement as a point of command_ack (gemeente, wijk: the device's, where known)."""
     tags = {"gateway": gateway, "device": ack.device, "status": ack.status.value}
-    return line("command_ack", tags, {"id": ack.id, "detail": ack.detail}, time_us)
+    return line("command_ack", _place(tags, gemeente, wijk), {"id": ack.id, "detail": ack.detail}, time_us)

@@ -24,11 +24,15 @@ log = logging.getLogger(__name__)
 MEASUREMENT = "ingest_batch"
 
 
-def batch_line(gateway: str, seqs: list[int], records: int, worker: str, time_us: int) -> str:
-    """The point recording which packs of a gateway one write carried."""
+def batch_line(gateway: str, seqs: list[int], records: int, worker: str, time_us: int, *,
+               gemeente: str | None = None) -> str:
+    """The point recording which packs of a gateway one write carried (gemeente: the gateway's, if known)."""
     fields: dict[str, float | int | bool | str] = {"seqs": ",".join(map(str, seqs)), "batches": len(seqs),
                                                    "records": records}
-    return line(MEASUREMENT, {"gateway": gateway, "worker": worker}, fields, time_us)
+    tags = {"gateway": gateway, "worker": worker}
+    if gemeente:
+        tags["gemeente"] = gemeente
+    return line(MEASUREMENT, tags, fields, time_us)
 
 
 @dataclass(frozen=True, slots=True)

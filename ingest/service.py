@@ -21,9 +21,12 @@ from core import topics
 from core.influx import InfluxClient, InfluxError
 from core.mqtt_service import MqttLink
 from core.registry import WatchedRegistry
+from core.service_health import HealthReporter
 from core.settings import MqttSettings
 from core.topics import Channel
 from ingest import sequence
+from ingest.device_status import DEFAULT_INTERVAL, DEFAULT_SILENT_AFTER, DeviceStatusJob
+from ingest.health import DEFAULT_HEALTH_INTERVAL, SERVICE, IngestHealth, sequence_lines
 from ingest.influx_writer import InfluxWriter
 from ingest.messages import MessageConverter
 from ingest.metrics import IngestMetrics
@@ -47,6 +50,9 @@ class IngestConfig:
     spool_max_age: float = DEFAULT_MAX_AGE
     audit_interval: float = 60.0
     audit_window: float = 3600.0
+    status_interval: float = DEFAULT_INTERVAL  # device_status every this many s; 0: off
+    silent_after: float = DEFAULT_SILENT_AFTER  # a device without a reading this long is silent
+    health_interval: float = DEFAULT_HEALTH_INTERVAL  # service_health every this many s; 0: off
 
 
 class RetireError(RuntimeError):
@@ -63,11 +69,19 @@ class IngestService:
         self.config = config
         self.metrics = IngestMetrics()
         self._influx = influx
+        self._registry = registry
         self._converter = MessageConverter(registry, self.metrics, worker.name, config.bounds)
         self.spool = Spool(worker.directory / "spool", max_bytes=config.spool_max_bytes,
                            max_age=config.spool_max_age)
         self.pipeline = WritePipeline(InfluxWriter(influx), self.spool, self.metrics, release=self._release,
-                                      config=config.pipeline, worker=worker.name)
+                                      config=config.pipeline, worker=worker.name, gemeente_of=self._gemeente_of)
+        # Both in threads of their own: neither ever runs in (or waits for) the MQTT callbacks.
+        self.device_status = DeviceStatusJob(influx, registry.get, interval=config.status_interval,
+                                             silent_after=config.silent_after, metrics=self.metrics) \
+            if config.status_interval > 0 else None
+        self.health_reporter = HealthReporter(SERVICE, worker.name, IngestHealth(self.metrics).collect,
+                                              self._submit_line, interval=config.health_interval) \
+            if config.health_interval > 0 else None
         self._generation = 0
         self._pending_mids: set[int] = set()
         self._mids_lock = threading.Lock()
@@ -95,6 +109,10 @@ class IngestService:
         self.pipeline.start()
         if self.config.audit_interval > 0:
             self._audit_thread.start()
+        if not self._retiring:  # a retiring worker only drains its session
+            for job in (self.device_status, self.health_reporter):
+                if job is not None:
+                    job.start()
         self.link.start()
 
     def stop(self, *, end_session: bool = False) -> None:
@@ -104,6 +122,9 @@ class IngestService:
         """
         self._closing = True  # later messages stay unacknowledged: the broker redelivers them to us
         self._stop.set()
+        for job in (self.health_reporter, self.device_status):
+            if job is not None:
+                job.stop()
         self.pipeline.stop()
         self.link.stop(end_session=end_session and self.pipeline.idle())
         if self._audit_thread.is_alive():
@@ -174,7 +195,7 @@ class IngestService:
         except Exception as exc:  # a bug must cost one message (dead-lettered), never the consumer
             log.exception("ingest: converting a message on %s failed", msg.topic)
             lines = self._converter.internal_error(msg.topic, payload, now, exc)
-        self.pipeline.submit(lines, token, seq)
+        self.pipeline.submit(lines, token, seq, self._converter.times)
 
     def _release(self, tokens: list[AckToken]) -> None:
         with self._mids_lock:
@@ -184,13 +205,23 @@ class IngestService:
                     self._pending_mids.discard(mid)
                     self.link.ack(mid, qos)
 
+    def _submit_line(self, point: str) -> None:
+        # The service's own points take the readings' path: spooled during an outage, never blocking.
+        self.pipeline.submit([point], None)
+
+    def _gemeente_of(self, gateway: str) -> str | None:
+        known = self._registry.get().gateways.get(gateway)
+        return known.gemeente if known is not None else None
+
     # -- sequence audit ---------------------------------------------------------------------------
     def _audit_loop(self) -> None:
         while not self._stop.wait(self.config.audit_interval):
             self.audit_sequences()
 
     def audit_sequences(self) -> dict[str, sequence.SequenceCounts]:
-        """Gaps and duplicates per gateway from what all workers stored; also sets the gauges."""
+        """Gaps and duplicates per gateway from what all workers stored; sets the gauges and writes the
+        gateway_sequence points (time floored to the audit interval, so that the workers' audits, which
+        count the same stored batches, write one point per gateway and interval)."""
         try:
             counts = sequence.audit(self._influx, self.config.audit_window)
         except InfluxError as exc:
@@ -199,4 +230,8 @@ class IngestService:
         for gateway, c in counts.items():
             self.metrics.gaps.labels(gateway).set(c.gaps)
             self.metrics.duplicates.labels(gateway).set(c.duplicates)
+        if counts:
+            step = self.config.audit_interval or 1.0
+            time_us = int(time.time() // step * step * 1_000_000)
+            self.pipeline.submit(sequence_lines(counts, self._registry.get(), time_us), None)
         return counts

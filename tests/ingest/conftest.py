@@ -21,7 +21,9 @@ def start_ingest(broker, influx, tmp_path):
     started = []
 
     def make(name="w1", influx_client: InfluxClient | None = None, registry=None, connect=True, **overrides):
-        config = IngestConfig(**{"pipeline": FAST, "audit_interval": 0, **overrides})
+        # The periodic jobs are off unless a test asks for them: their points would change other tests' counts.
+        config = IngestConfig(**{"pipeline": FAST, "audit_interval": 0, "status_interval": 0, "health_interval": 0,
+                                 **overrides})
         claim = workers.claim(tmp_path / "state", name)
         service = IngestService(settings_for(broker, "ingest"), influx_client or influx,
                                 WatchedRegistry(registry or demo_registry_path()), claim, config)

@@ -15,10 +15,12 @@ from ingest.points import (
     TimeBounds,
     ack_line,
     command_line,
+    health_line,
     pack_lines,
     replay_late_lines,
     status_line,
 )
+from ingest.sequence import batch_line
 from ingest.series_table import SeriesTable
 from smartcity.data import demo_registry_path
 
@@ -105,6 +107,31 @@ def test_status_command_and_ack_lines():
     ack = Ack("c1", "vs-sl-101", AckStatus.APPLIED, "sent")
     assert ack_line("gw-vs-01", ack, 7) == (
         'command_ack,device=vs-sl-101,gateway=gw-vs-01,status=applied id="c1",detail="sent" 7')
+
+
+def test_gateway_points_carry_the_gateways_gemeente_where_known():
+    assert status_line("gw-1", "offline", 1, gemeente="GM0626") == (
+        'gateway_status,gateway=gw-1,gemeente=GM0626 state="offline",online=false 1')
+    assert status_line("gw-1", "online", 1, 4, "GM0626") == (
+        'gateway_status,gateway=gw-1,gemeente=GM0626 state="online",online=true,seq=4i 1')
+    assert health_line("gw-1", {"queue_depth": 2.0}, 5, gemeente="GM0629") == (
+        "gateway_health,gateway=gw-1,gemeente=GM0629 queue_depth=2.0 5")
+    assert health_line("gw-1", {"queue_depth": 2.0}, 5) == "gateway_health,gateway=gw-1 queue_depth=2.0 5"
+    assert batch_line("gw-1", [3, 4], 10, "w1", 9, gemeente="GM0626") == (
+        'ingest_batch,gateway=gw-1,gemeente=GM0626,worker=w1 seqs="3,4",batches=2i,records=10i 9')
+    assert batch_line("gw-1", [3], 1, "w1", 9) == 'ingest_batch,gateway=gw-1,worker=w1 seqs="3",batches=1i,records=1i 9'
+
+
+def test_commands_and_acks_carry_the_devices_gemeente_and_wijk_where_known():
+    cmd = Command("vs-sl-101", Action.DIM, {"level": 20}, "rule:x", id="c1", issued_at=T)
+    assert command_line("gw-vs-01", cmd, gemeente="GM0626", wijk="WK062600") == (
+        "command,action=dim,device=vs-sl-101,gateway=gw-vs-01,gemeente=GM0626,origin=rule:x,wijk=WK062600 "
+        'id="c1",level=20.0 1700000000000000')
+    ack = Ack("c1", "vs-sl-101", AckStatus.APPLIED, "sent")
+    assert ack_line("gw-vs-01", ack, 7, "GM0626", "WK062600") == (
+        'command_ack,device=vs-sl-101,gateway=gw-vs-01,gemeente=GM0626,status=applied,wijk=WK062600 '
+        'id="c1",detail="sent" 7')
+    assert ack_line("gw-vs-01", ack, 7, None, None) == ack_line("gw-vs-01", ack, 7)
 
 
 def test_a_batch_with_readings_older_than_the_settle_horizon_carries_late_write_markers():

@@ -196,3 +196,39 @@ def test_edge_health_counters_are_stored_and_bad_ones_dead_lettered_beside_the_s
         assert fragment in details
     # The state beside the bad counters is still stored.
     wait_for(lambda: count(influx, "gateway_status", "state") == 2)
+
+
+def rows_of(influx, measurement):
+    return [r for s in influx.query(f'SELECT * FROM "{measurement}"') for r in s.rows()]
+
+
+def test_gateway_and_command_points_carry_the_registrys_gemeente_and_wijk(start_ingest, influx, mqtt_client):
+    """The dashboards filter every panel by gemeente (and wijk): the ingest tags what it can from the registry."""
+    start_ingest()
+    gw = mqtt_client("gw-vs-01")
+    now = time.time()
+    gw.publish(topics.topic("gw-vs-01", Channel.STATUS),
+               jsonfast.dumps({"state": "online", "since": now - 10, "seq": 0, "at": now, "health": {"uptime_s": 9}}),
+               qos=1).wait_for_publish(5)
+    gw.publish(READINGS, batch(2, now - 5, seq=1), qos=1).wait_for_publish(5)
+    gw.publish(topics.topic("gw-vs-01", Channel.ACKS),
+               b'{"id":"c1","device":"vs-sl-201","status":"applied","detail":""}', qos=1).wait_for_publish(5)
+    gw.publish(topics.topic("gw-vs-01", Channel.ACKS),
+               b'{"id":"c2","device":"nobody","status":"rejected","detail":"unknown"}', qos=1).wait_for_publish(5)
+    rules = mqtt_client("rules")
+    rules.publish(topics.topic("gw-vs-01", Channel.COMMANDS),
+                  Command("vs-sl-201", Action.DIM, {"level": 20}, "rule:t").to_json(), qos=1).wait_for_publish(5)
+    rules.publish(topics.topic("gw-vs-01", Channel.COMMANDS),
+                  Command("nobody", Action.DIM, {"level": 30}, "rule:t").to_json(), qos=1).wait_for_publish(5)
+    # A gateway the registry does not know (it has a broker account): no gemeente rather than a wrong one.
+    mqtt_client("gw-test").publish(topics.topic("gw-test", Channel.STATUS),
+                                   jsonfast.dumps({"state": "online", "since": now - 3}), qos=1).wait_for_publish(5)
+    wait_for(lambda: count(influx, "gateway_status", "state") == 2 and count(influx, "command", "id") == 2
+             and count(influx, "command_ack", "id") == 2 and count(influx, "ingest_batch", "seqs") == 1)
+    status = {r["gateway"]: r["gemeente"] for r in rows_of(influx, "gateway_status")}
+    assert status == {"gw-vs-01": "GM0626", "gw-test": None}
+    assert [r["gemeente"] for r in rows_of(influx, "gateway_health")] == ["GM0626"]
+    assert [r["gemeente"] for r in rows_of(influx, "ingest_batch")] == ["GM0626"]
+    for measurement in ("command", "command_ack"):
+        place = {r["device"]: (r["gemeente"], r["wijk"]) for r in rows_of(influx, measurement)}
+        assert place == {"vs-sl-201": ("GM0626", "WK062601"), "nobody": (None, None)}, measurement
