@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 
 from core import jsonfast
 from rules.alarm_store import AlarmState, AlarmStore, AlarmStoreError
+from rules.group_zones import NO_ZONE, GroupZones, Zone
 from rules.membership import RuleSlots, Target
 from rules.operator_control import Hold
 from rules.rule_events import RuleEventWriter
@@ -86,12 +87,13 @@ def _plan(slots: RuleSlots) -> _Plan:
     return _Plan(f"rule:{rule.name}", commands, webhooks, alarm)
 
 
-def _index(slots: Sequence[RuleSlots]) -> dict[tuple[str, str], tuple[_Plan, int]]:
-    out: dict[tuple[str, str], tuple[_Plan, int]] = {}
+def _index(slots: Sequence[RuleSlots], zones: GroupZones | None) -> dict[tuple[str, str], tuple[_Plan, int, Zone]]:
+    # The slot's zone (its rule events' and alarms' gemeente and wijk) is looked up here, once per layout.
+    out: dict[tuple[str, str], tuple[_Plan, int, Zone]] = {}
     for rs in slots:
         plan = _plan(rs)
         for s, group in enumerate(rs.groups):
-            out[rs.rule.name, group] = (plan, s)
+            out[rs.rule.name, group] = (plan, s, NO_ZONE if zones is None else zones.of(rs.rule.group_by, group))
     return out
 
 
@@ -100,7 +102,7 @@ class ActionDispatcher:
 
     def __init__(self, slots: Sequence[RuleSlots], publish: Publish, *, alarms: AlarmStore | None = None,
                  webhooks: WebhookSender | None = None, events: RuleEventWriter | None = None,
-                 command_ttl: float = 60.0, holds: Holds | None = None) -> None:
+                 command_ttl: float = 60.0, holds: Holds | None = None, zones: GroupZones | None = None) -> None:
         self.publish = publish
         self.holds = holds
         self.alarms = alarms
@@ -108,11 +110,22 @@ class ActionDispatcher:
         self.events = events
         self.command_ttl = command_ttl
         self.totals = DispatchCounts()
-        self._index = _index(slots)
+        self._zones = zones
+        self._index = _index(slots, zones)
 
-    def rebind(self, slots: Sequence[RuleSlots]) -> None:
-        """Use a new layout (after a reload of the rules or the registry)."""
-        self._index = _index(slots)  # one assignment: a dispatch in progress keeps the layout it started with
+    def rebind(self, slots: Sequence[RuleSlots], zones: GroupZones | None = None) -> None:
+        """Use a new layout (after a reload of the rules or the registry), and its registry's zones if given."""
+        if zones is not None:
+            self._zones = zones
+        # One assignment: a dispatch in progress keeps the layout it started with.
+        self._index = _index(slots, self._zones)
+
+    def _zone_of(self, rule: str, group: str) -> Zone:
+        """An alarm's zone: its slot's, or (its rule gone) what the registry says the group key is."""
+        found = self._index.get((rule, group))
+        if found is not None:
+            return found[2]
+        return NO_ZONE if self._zones is None else self._zones.guess(group)
 
     def reconcile_alarms(self, slots: dict[tuple[str, str], bool], rules: set[str], now: float) -> int:
         """Clear open alarms no slot will ever clear: the rule is gone, or its slot here is inactive.
@@ -135,8 +148,9 @@ class ActionDispatcher:
                 log.info("alarm %d of rule %s group %s cleared: %s", alarm.id, alarm.rule, alarm.group,
                          "the rule is gone" if alarm.rule not in rules else "its slot restarted inactive")
                 if self.events is not None:
+                    gemeente, wijk = self._zone_of(alarm.rule, alarm.group)
                     self.events.alarm(alarm.rule, alarm.group, alarm.severity, AlarmState.CLEARED, at=now,
-                                      alarm_id=alarm.id, text=alarm.text)
+                                      alarm_id=alarm.id, text=alarm.text, gemeente=gemeente, wijk=wijk)
         except AlarmStoreError as exc:
             self.totals.alarm_failures += 1
             log.error("open alarms not reconciled: %s", exc)
@@ -153,20 +167,21 @@ class ActionDispatcher:
                 counts.unknown_slots += 1
                 log.warning("transition %s of rule %s for unknown group %s ignored", t.event.value, t.rule, t.group)
                 continue
-            plan, slot = found
+            plan, slot, zone = found
             if t.event is Event.REASSERT:
                 self._commands(plan, ACTIVATE if t.active else CLEAR, slot, t, now, counts)
                 continue
             which = t.event.value
             self._commands(plan, which, slot, t, now, counts)
             if plan.alarm is not None and self.alarms is not None:
-                self._alarm(self.alarms, plan.alarm, t, counts)
+                self._alarm(self.alarms, plan.alarm, t, zone, counts)
             if self.webhooks is not None:
                 for url in plan.webhooks[which]:
                     self.webhooks.send(url, t)
                     counts.webhooks += 1
             if self.events is not None:
-                self.events.transition(t, None if plan.alarm is None else plan.alarm.severity)
+                self.events.transition(t, None if plan.alarm is None else plan.alarm.severity, gemeente=zone[0],
+                                       wijk=zone[1])
                 counts.events += 1
         self.totals.add(counts)
         return counts
@@ -211,7 +226,8 @@ class ActionDispatcher:
             log.warning("rule %s group %s (%s): %d commands not published; first: %s", t.rule, t.group,
                         t.event.value, failures, first_failure)
 
-    def _alarm(self, store: AlarmStore, alarm: AlarmAction, t: Transition, counts: DispatchCounts) -> None:
+    def _alarm(self, store: AlarmStore, alarm: AlarmAction, t: Transition, zone: Zone,
+               counts: DispatchCounts) -> None:
         try:
             if t.event is Event.ACTIVATE:
                 alarm_id, new = store.raise_or_find(t.rule, t.group, alarm.text, alarm.severity, at=t.time,
@@ -232,4 +248,5 @@ class ActionDispatcher:
                       "raised" if t.event is Event.ACTIVATE else "cleared", exc)
             return
         if self.events is not None:
-            self.events.alarm(t.rule, t.group, alarm.severity, state, at=t.time, alarm_id=alarm_id, text=alarm.text)
+            self.events.alarm(t.rule, t.group, alarm.severity, state, at=t.time, alarm_id=alarm_id, text=alarm.text,
+                              gemeente=zone[0], wijk=zone[1])

@@ -6,7 +6,9 @@
 The store is the rules service's SQLite file under the state directory (SMARTCITY_STATE_DIR or
 .state, as for the services); both can use it at once. An acknowledgement is also written to
 InfluxDB's ``alarm`` measurement (SMARTCITY_INFLUX_*) so that Grafana shows it; if InfluxDB cannot
-be reached the acknowledgement still stands in the store, and a warning says so.
+be reached the acknowledgement still stands in the store, and a warning says so. The point carries
+the gemeente and wijk the alarm's group stands for in the registry (``--registry``), as the raised
+and cleared points the service writes do (rules/group_zones.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.influx import InfluxClient, InfluxConfig, InfluxError
+from core.registry import load
 from core.settings import influx_from_env
 from rules.alarm_store import Alarm, AlarmError, AlarmState, AlarmStore, AlarmStoreError, default_path
+from rules.group_zones import NO_ZONE, GroupZones, Zone
 from rules.rule_events import alarm_line
 
 log = logging.getLogger(__name__)
@@ -58,11 +63,23 @@ def _print(alarms: list[Alarm]) -> None:
               f"{a.group[:14]:14} {a.text[:60]}{acked}")
 
 
-def _to_influx(alarm: Alarm) -> None:
+def _zone(registry: str | None, group: str) -> Zone:
+    """The gemeente and wijk of the alarm's group (the store keeps rule and group, not the rule's group_by)."""
+    if registry is None:
+        return NO_ZONE
+    try:
+        return GroupZones(load(registry)).guess(group)
+    except ConfigError as exc:  # the acknowledgement stands; only the point's zone tags are lost
+        log.warning("registry not read, the acknowledgement goes to InfluxDB without gemeente and wijk: %s", exc)
+        return NO_ZONE
+
+
+def _to_influx(alarm: Alarm, registry: str | None) -> None:
     cfg = influx_from_env()
+    gemeente, wijk = _zone(registry, alarm.group)
     point = alarm_line(alarm.rule, alarm.group, alarm.severity, AlarmState.ACKNOWLEDGED,
                        at=alarm.acknowledged_at or time.time(), alarm_id=alarm.id, text=alarm.text,
-                       by=alarm.acknowledged_by)
+                       by=alarm.acknowledged_by, gemeente=gemeente, wijk=wijk)
     try:
         with InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password, timeout=3.0)) as influx:
             influx.write(point, precision="u")
@@ -97,5 +114,5 @@ def run(args: argparse.Namespace) -> int:
     # Who, what and when on the operator's screen; the store has logged the same audit line and kept it in alarm_audit.
     print(f"alarm {alarm.id} ({alarm.rule} {alarm.group}: {alarm.text}) acknowledged by {who} at {_when(at)}")
     if not args.no_influx:
-        _to_influx(alarm)
+        _to_influx(alarm, getattr(args, "registry", None))  # `smartcity` gives every subcommand --registry
     return 0

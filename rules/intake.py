@@ -11,6 +11,7 @@ tick. A reading for an urgent rule wakes the evaluator at once.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,10 +144,13 @@ class Intake:
                         self._bad_log.take_suppressed())
 
 
-def fold_staged(rt: Runtime, staged: list[Staged], previous: Runtime | None = None) -> None:
-    """Fold staged columns into rt's engine; columns numbered for previous (a reload raced) are mapped first."""
+def fold_staged(rt: Runtime, staged: list[Staged], previous: Runtime | None = None) -> float:
+    """Fold staged columns into rt's engine; columns numbered for previous (a reload raced) are mapped first.
+
+    Returns the event time of the oldest reading folded (inf if none), for the health report's lag.
+    """
     if not staged:
-        return
+        return math.inf
     series, values, times = [], [], []
     lut = None
     for batch in staged:
@@ -161,7 +165,10 @@ def fold_staged(rt: Runtime, staged: list[Staged], previous: Runtime | None = No
         series.append(numbers)
         values.append(v)
         times.append(t)
-    if series:
-        # One fold per tick: the received time of the newest message stands for all (a tick's error at most).
-        rt.engine.fold(np.concatenate(series), np.concatenate(values), np.concatenate(times),
-                       max(b.received for b in staged))
+    if not series:
+        return math.inf
+    all_times = np.concatenate(times)
+    oldest = float(all_times.min()) if len(all_times) else math.inf
+    # One fold per tick: the received time of the newest message stands for all (a tick's error at most).
+    rt.engine.fold(np.concatenate(series), np.concatenate(values), all_times, max(b.received for b in staged))
+    return oldest

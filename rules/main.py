@@ -11,6 +11,7 @@ from pathlib import Path
 from core.errors import ConfigError
 from core.registry import WatchedRegistry
 from core.runtime import on_sighup, run_until_stopped
+from core.service_health import DEFAULT_INTERVAL as HEALTH_INTERVAL
 from core.settings import influx_from_env, mqtt_from_env
 from core.status_http import StatusServer
 from rules.alarm_store import AlarmStore, AlarmStoreError, default_path
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     events.add_argument("--events", dest="events", action="store_true", default=None,
                         help="write rule events and alarms to InfluxDB (default: on when SMARTCITY_INFLUX_URL is set)")
     events.add_argument("--no-events", dest="events", action="store_false", help="write no rule events")
+    parser.add_argument("--health-interval", type=float, default=HEALTH_INTERVAL,
+                        help="seconds between the worker's service_health points in InfluxDB, written with the "
+                             "rule events (default %(default)s; 0: none)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics and /healthz")
     parser.add_argument("--metrics-port", type=int, default=0,
                         help="port of /metrics and /healthz (0: a free one, written to STATE_DIR/rules/"
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(migrate_file(args.file), end="")
         return 0
     _positive(args, "tick", "snapshot_interval", "command_ttl", "max_lateness", "max_skew")
+    if args.health_interval < 0:
+        raise ConfigError(f"--health-interval must be >= 0 (0: no health points): {args.health_interval}")
     partition = parse_partition(args.partition, args.partition_by)
     tag = f"{partition.index}of{partition.count}"
     state_dir = None if args.no_state else Path(args.state_dir)
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                            max_lateness=args.max_lateness, max_skew=args.max_skew,
                            partition=(partition.index, partition.count), partition_by=partition.by,
                            snapshot_interval=args.snapshot_interval, alarms=alarms, webhooks=WebhookSender(),
-                           events=events, control_dir=control_dir)
+                           events=events, control_dir=control_dir, health_interval=args.health_interval)
     on_sighup(service.request_reload)
     status: StatusServer | None = None
     if args.metrics_port >= 0:

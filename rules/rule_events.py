@@ -8,6 +8,9 @@ Two measurements (Grafana shows them as annotations and as the alarm table):
 - ``alarm``: one point per lifecycle change: tags ``rule``, ``group``, ``severity``, ``state``
   (raised, acknowledged, cleared); fields ``id``, ``text`` and ``by`` (who acknowledged).
 
+Both also carry the tags ``gemeente`` and ``wijk`` where the slot determines them
+(rules/group_zones.py), so that the dashboards' gemeente and wijk variables filter them too.
+
 Times are the transition's, at microsecond precision. Points are built in the caller's thread (a
 few microseconds) and queued; the thread writes them in batches. The queue is bounded: when
 InfluxDB is away longer than it holds, the newest points are dropped and counted, and the
@@ -43,9 +46,19 @@ def micros(t: float) -> int:
     return round(t * 1_000_000)
 
 
-def transition_line(t: Transition, severity: Severity | None = None) -> str:
-    """The rule_event point of an activate or clear."""
-    tags = {"rule": t.rule, "group": t.group, "event": t.event.value}
+def _zone(tags: dict[str, str], gemeente: str | None, wijk: str | None) -> dict[str, str]:
+    # Left out when the slot does not determine them: an empty tag value is not valid line protocol.
+    if gemeente:
+        tags["gemeente"] = gemeente
+    if wijk:
+        tags["wijk"] = wijk
+    return tags
+
+
+def transition_line(t: Transition, severity: Severity | None = None, *, gemeente: str | None = None,
+                    wijk: str | None = None) -> str:
+    """The rule_event point of an activate or clear (gemeente, wijk: the slot's, where it determines them)."""
+    tags = _zone({"rule": t.rule, "group": t.group, "event": t.event.value}, gemeente, wijk)
     if severity is not None:
         tags["severity"] = severity.value
     fields: dict[str, float | int | bool | str] = {"active": t.active}
@@ -56,9 +69,9 @@ def transition_line(t: Transition, severity: Severity | None = None) -> str:
 
 
 def alarm_line(rule: str, group: str, severity: Severity, state: AlarmState, *, at: float, alarm_id: int,
-               text: str = "", by: str | None = None) -> str:
-    """The alarm point of one lifecycle change."""
-    tags = {"rule": rule, "group": group, "severity": severity.value, "state": state.value}
+               text: str = "", by: str | None = None, gemeente: str | None = None, wijk: str | None = None) -> str:
+    """The alarm point of one lifecycle change (gemeente, wijk: the slot's, where it determines them)."""
+    tags = _zone({"rule": rule, "group": group, "severity": severity.value, "state": state.value}, gemeente, wijk)
     fields: dict[str, float | int | bool | str] = {"id": alarm_id, "text": text}
     if by:
         fields["by"] = by
@@ -93,12 +106,13 @@ class RuleEventWriter(QueueWorker[str]):
         self.retries = 0  # writes attempted again after a retryable error
 
     # -- the caller's side ---------------------------------------------------------------------
-    def transition(self, t: Transition, severity: Severity | None = None) -> None:
+    def transition(self, t: Transition, severity: Severity | None = None, *, gemeente: str | None = None,
+                   wijk: str | None = None) -> None:
         """Queue the rule_event of an activate or clear (a reassert is ignored)."""
         if t.event is Event.REASSERT:
             return
         try:
-            text = transition_line(t, severity)
+            text = transition_line(t, severity, gemeente=gemeente, wijk=wijk)
         except ValueError as exc:  # line() refuses a point it cannot represent: lose that event, not the loop
             log.warning("rule event for rule %s group %s not written: %s", t.rule, t.group, exc)
             self._count("failed")
@@ -106,10 +120,11 @@ class RuleEventWriter(QueueWorker[str]):
         self.offer(text)
 
     def alarm(self, rule: str, group: str, severity: Severity, state: AlarmState, *, at: float, alarm_id: int,
-              text: str = "", by: str | None = None) -> None:
+              text: str = "", by: str | None = None, gemeente: str | None = None, wijk: str | None = None) -> None:
         """Queue the alarm point of one lifecycle change."""
         try:
-            text_line = alarm_line(rule, group, severity, state, at=at, alarm_id=alarm_id, text=text, by=by)
+            text_line = alarm_line(rule, group, severity, state, at=at, alarm_id=alarm_id, text=text, by=by,
+                                   gemeente=gemeente, wijk=wijk)
         except ValueError as exc:
             log.warning("alarm event for rule %s group %s not written: %s", rule, group, exc)
             self._count("failed")

@@ -17,6 +17,7 @@ A reload or restart carries state over through Engine.snapshot/restore (rules/RE
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from core.errors import ConfigError
 from core.log_limit import LogLimiter
 from core.mqtt_service import MqttLink
 from core.registry import Registry, WatchedRegistry
+from core.service_health import DEFAULT_INTERVAL as HEALTH_INTERVAL
 from core.settings import MqttSettings
 from core.topics import Channel
 from rules.actions import ActionDispatcher
@@ -41,6 +43,7 @@ from rules.rule_events import RuleEventWriter
 from rules.rule_file import load_rules
 from rules.rule_model import RuleSet
 from rules.service_build import Runtime, build, rules_mtime
+from rules.service_health import IntervalMaxima, health_reporter
 from rules.service_metrics import RulesMetrics
 from rules.service_state import Snapshot, StateFile, snapshot_path
 from rules.transitions import Transition
@@ -68,7 +71,7 @@ class RulesService:
                  alarms: AlarmStore | None = None, webhooks: WebhookSender | None = None,
                  events: RuleEventWriter | None = None, clock: Callable[[], float] = time.time,
                  watch_interval: float = 1.0, urgent_gap: float = 0.004,
-                 control_dir: Path | None = None) -> None:
+                 control_dir: Path | None = None, health_interval: float = HEALTH_INTERVAL) -> None:
         self.partition = Partition(partition[0], partition[1], partition_by)
         self.rules_path = Path(rules_path)
         self.registry = registry
@@ -97,7 +100,8 @@ class RulesService:
         self._stale_topics = {topics.subscription(Channel.READINGS), *saved_topics}
         self.dispatcher = ActionDispatcher(runtime.engine.slots, self._publish, alarms=alarms, webhooks=webhooks,
                                            events=events, command_ttl=command_ttl,
-                                           holds=self.control.holds if self.control is not None else None)
+                                           holds=self.control.holds if self.control is not None else None,
+                                           zones=runtime.zones)
         self._wake = threading.Event()
         self._housekeeping = threading.Event()
         self._stopping = threading.Event()
@@ -120,6 +124,9 @@ class RulesService:
                              on_connect=self._on_connect, on_publish=self._on_publish)
         self._threads = [threading.Thread(target=self._evaluator_loop, name="rules-evaluator", daemon=True),
                          threading.Thread(target=self._housekeeper_loop, name="rules-housekeeper", daemon=True)]
+        self._maxima = IntervalMaxima()  # service_health every health_interval s, through the events' queue
+        self.health_reporter = None if events is None else health_reporter(
+            self.partition, self.metrics, self._maxima, lambda: self.dispatcher.totals.held, events, health_interval)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @property
@@ -141,12 +148,16 @@ class RulesService:
                 helper.start()
         for thread in self._threads:
             thread.start()
+        if self.health_reporter is not None:
+            self.health_reporter.start()
         self.link.start()
 
     def stop(self) -> None:
         """Stop evaluating, disconnect, fold what was staged and write the last snapshot (once)."""
         if self._stopping.is_set():
             return
+        if self.health_reporter is not None:  # first: its last report may wait for a step of the evaluator
+            self.health_reporter.stop()
         self._stopping.set()
         self._wake.set()
         self._housekeeping.set()
@@ -238,7 +249,7 @@ class RulesService:
         # The clock is read after the take: no reading folded now was received after `now`.
         now = max(self._clock(), self._last_now)  # evaluation times never go back
         self._last_now = now
-        self._guard("fold", lambda: fold_staged(rt, staged))
+        oldest = self._guard("fold", lambda: fold_staged(rt, staged))
         transitions: list[Transition] = self._guard("evaluation", lambda: rt.engine.evaluate(now)) or []
         if transitions:
             counts.transitions += len(transitions)
@@ -248,7 +259,9 @@ class RulesService:
                 counts.commands_published += done.commands
                 counts.publish_refused += done.publish_failures
         counts.evaluations += 1
-        counts.evaluation_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        counts.evaluation_seconds += took
+        self._maxima.step(took, now - (oldest if oldest is not None else math.inf), counts, self.dispatcher.totals.held)
         self._last_evaluation = time.monotonic()
         if self.state.path is not None and time.monotonic() >= self._next_snapshot:
             self._next_snapshot = time.monotonic() + self.snapshot_interval
@@ -280,11 +293,11 @@ class RulesService:
         try:
             fold_staged(old, self.intake.take())
             new.engine.restore(old.engine.snapshot(), now)
-            self.dispatcher.rebind(new.engine.slots)
+            self.dispatcher.rebind(new.engine.slots, new.zones)
         except Exception:
             self.metrics.evaluator.swap_failures += 1
             log.exception("rules: taking over the state into the new build failed; keeping the previous rules")
-            self.dispatcher.rebind(old.engine.slots)
+            self.dispatcher.rebind(old.engine.slots, old.zones)
             return
         fold_staged(new, self.intake.swap(new), previous=old)  # what arrived since the snapshot above
         self._reconcile_alarms(new, now)

@@ -17,6 +17,7 @@ from core import topics
 from core.registry import Registry
 from core.topics import Channel
 from rules.engine import Engine
+from rules.group_zones import GroupZones
 from rules.partition import Partition, check_rules, restrict
 from rules.rule_model import RuleSet
 
@@ -32,6 +33,7 @@ class Runtime:
     engine: Engine
     gateway_index: dict[str, int]  # gateway id -> its index in engine.gateways
     topics: tuple[str, ...]  # the readings topics of the gateways that feed this worker's series
+    zones: GroupZones  # group key -> gemeente and wijk, for the tags of rule events and alarms
 
     @property
     def series_count(self) -> int:
@@ -60,7 +62,7 @@ def build(ruleset: RuleSet, registry: Registry, partition: Partition, *, now: fl
     gateway_index = {g: i for i, g in enumerate(engine.gateways)}
     feeding = sorted({engine.gateways[int(i)] for i in np.unique(engine.series_gateway)})
     return Runtime(generation, ruleset, registry, mtime, engine, gateway_index,
-                   tuple(topics.topic(g, Channel.READINGS) for g in feeding))
+                   tuple(topics.topic(g, Channel.READINGS) for g in feeding), GroupZones(registry))
 
 
 def remap(old: Runtime, new: Runtime) -> NDArray[np.intp]:

@@ -30,6 +30,7 @@ def rules_cli(*args, env=None):
     (["--partition", "one"], "--partition must be I/N"),
     (["--tick", "0"], "--tick must be > 0"),
     (["--max-skew", "-5"], "--max-skew must be > 0"),
+    (["--health-interval", "-1"], "--health-interval must be >= 0"),
     (["--rules", "/nonexistent/rules.toml"], "cannot read rule file /nonexistent/rules.toml"),
 ])
 def test_bad_options_fail_at_start_with_a_precise_message(args, message, tmp_path):
