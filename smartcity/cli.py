@@ -29,6 +29,9 @@ SERVICES = {
     "operator": ("api.operators.cli", "manage the API's operators (add, passwd, token, list, remove)"),
     "audit": ("api.operators.audit_cli", "list the API's audit log and check its hash chain"),
     "sta-mqtt": ("api.sta_mqtt.main", "publish public readings as SensorThings Observations over MQTT"),
+    "dashboards": ("dashboards.cli", "build, check and push the Grafana dashboards"),
+    "backup": ("deploy.backup_cli", "back up InfluxDB, the registry, rule state, the API's metadata and audit log"),
+    "restore": ("deploy.backup_restore_cli", "restore a backup into (fresh) services, checked before and after"),
 }
 
 
