@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from deploy.processes import ChildProcess, ServiceError, find_binary, free_port, spawn, wait_until
+from deploy.supervisor import ChildSpec
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +133,27 @@ def start_influxd(state_dir: Path, *, http_port: int | None = None, rpc_port: in
             marker.touch()
     log.info("influxd pid %d serving %s", child.pid, url)
     return server
+
+
+def restart_spec(server: Influxd, timeout: float = 30.0) -> ChildSpec:
+    """How a supervisor (deploy/supervisor.py) starts this running influxd again after it died.
+
+    The config file start_influxd wrote, so the same ports, data, WAL and authentication setting
+    (the admin user exists already); ready once /ping answers; server.child follows the new process.
+    """
+    binary = find_binary("influxd", "apt-get install influxdb (scripts/demo and scripts/test do this)")
+    conf = server.state_dir / "influxdb" / "influxdb.conf"
+
+    def started(child: ChildProcess) -> None:
+        server.child = child
+
+    return ChildSpec(server.child.name, [binary, "-config", str(conf)], server.child.log_path,
+                     ready=partial(pings, server.url), ready_timeout=timeout, on_start=started, stop_timeout=20)
+
+
+def pings(url: str) -> bool:
+    """True if the InfluxDB at url answers /ping with 204."""
+    try:
+        return httpx.get(f"{url}/ping", timeout=0.5).status_code == 204
+    except httpx.HTTPError:
+        return False

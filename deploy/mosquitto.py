@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from deploy.processes import ChildProcess, ServiceError, find_binary, free_port, spawn, wait_until
+from deploy.supervisor import ChildSpec
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +295,25 @@ def _other_free_port(host: str, taken: int) -> int:
         candidate = free_port(host)
         if candidate != taken:
             return candidate
+
+
+def restart_spec(broker: Broker, timeout: float = 10.0) -> ChildSpec:
+    """How a supervisor (deploy/supervisor.py) starts this running broker again after it died.
+
+    The same config file, so the same ports, ACL and persistence directory (it resumes from its store)
+    and the password file as it is now, with the gateways provisioned since the first start (it is
+    not rewritten from the users given then). Ready once every listener answers; broker.child follows
+    the new process. Works for the open-data broker (deploy/mosquitto_open_data.py) too.
+    """
+    if broker.config_path is None:
+        raise ServiceError(f"{broker.child.name}: no config file to restart it with")
+    binary = find_binary("mosquitto", "apt-get install mosquitto (scripts/demo and scripts/test do this)")
+    ports = [broker.port]
+    if broker.open_data_port is not None and broker.open_data_port != broker.port:
+        ports.append(broker.open_data_port)
+
+    def started(child: ChildProcess) -> None:
+        broker.child = child
+
+    return ChildSpec(broker.child.name, [binary, "-c", str(broker.config_path)], broker.child.log_path,
+                     ready=partial(all_listening, broker.host, ports), ready_timeout=timeout, on_start=started)

@@ -2,8 +2,10 @@
 
 Starts mosquitto and influxd as children (config and data under the state directory, loopback,
 free ports), then the firmware simulators, one edge agent per gateway, ingest, rules and the API,
-each as its own process exactly as in production. Ctrl-C or --duration stops everything in order
-and prints a summary read back from InfluxDB.
+each as its own process exactly as in production. A child that dies is started again with backoff
+(smartcity/demo_supervision.py), as systemd does in production, and the progress line and summary say
+how many restarts each had. Ctrl-C or --duration stops everything in order and prints a summary read
+back from InfluxDB.
 
 The registry's lorawan devices reach their gateways through a simulated LoRaWAN network server
 (ChirpStack by default, ``--network-server``): the simulator publishes their uplinks as the
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import rules
@@ -29,6 +32,7 @@ from core.kinds import KINDS
 from core.registry import load
 from core.runtime import stop_event
 from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
+from deploy.grafana import Grafana, start_grafana
 from deploy.influxdb import Influxd, start_influxd
 from deploy.mosquitto import (
     NETWORK_SERVER_USER,
@@ -39,8 +43,18 @@ from deploy.mosquitto import (
     start_mosquitto,
 )
 from deploy.mosquitto_open_data import start_open_data_broker
-from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free, spawn
+from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free
 from edge.lora_keys import KeyRing
+from smartcity.demo_supervision import (
+    any_down,
+    event_lines,
+    new_supervisor,
+    restarts_text,
+    service_spec,
+    summary_lines,
+    supervise_broker,
+    supervise_influxd,
+)
 
 SERVICE_USERS = ("ingest", "rules", "operator", "api", NETWORK_SERVER_USER, NS_BRIDGE_USER, STA_MQTT_USER,
                  STA_BRIDGE_USER)
@@ -82,10 +96,12 @@ class Demo:
         self.state = Path(args.state_dir).resolve()
         self.logs = self.state / "logs"
         self.registry = load(args.registry)
-        self.children: list[ChildProcess] = []
+        self.supervisor = new_supervisor(self.state)
+        self.services: list[str] = []  # in start order, which is data-flow order: they stop in it too
         self.broker: Broker | None = None
         self.open_data: Broker | None = None  # anonymous, read-only SensorThings MQTT (bridged from the broker)
         self.influxd: Influxd | None = None
+        self.grafana: Grafana | None = None  # only when Grafana is installed
         self.influx_settings = InfluxSettings(database="smartcity")
         self.api_url = ""
         self.since_ms = int(time.time() * 1000)
@@ -121,20 +137,28 @@ class Demo:
         """What the API needs besides its options: the broker files for gateway provisioning, the MQTT endpoint."""
         if self.broker is None or self.broker.config_path is None:
             return {}
-        pid_file = self.broker.config_path.parent / "mosquitto.pid"
-        pid_file.write_text(f"{self.broker.child.process.pid}\n")
         env = {"SMARTCITY_MOSQUITTO_PASSWORD_FILE": str(self.broker.config_path.parent / "passwd"),
-               "SMARTCITY_MOSQUITTO_PID_FILE": str(pid_file), "SMARTCITY_API_PUBLIC_URL": self.api_url}
+               "SMARTCITY_MOSQUITTO_PID_FILE": str(self._broker_pid_file()), "SMARTCITY_API_PUBLIC_URL": self.api_url}
         if self.open_data is not None:
             env["SMARTCITY_API_STA_MQTT_URL"] = self.open_data_url()
         return env
+
+    def _broker_pid_file(self) -> Path:
+        return self.state / "mosquitto" / "mosquitto.pid"
+
+    def _broker_started(self, child: ChildProcess) -> None:
+        # The API signals mosquitto (SIGHUP) by this file after provisioning a gateway: it must name
+        # the broker that runs now, also after the supervisor restarted it.
+        self._broker_pid_file().write_text(f"{child.pid}\n")
 
     def open_data_url(self) -> str:
         """Where open-data consumers subscribe (the anonymous, read-only broker)."""
         return f"mqtt://{self.open_data.host}:{self.open_data.port}" if self.open_data else "(not started)"
 
     def _service(self, name: str, argv: list[str], mqtt_user: str | None,
-                 ns_user: str | None = None, extra_env: dict[str, str] | None = None) -> ChildProcess:
+                 ns_user: str | None = None, extra_env: dict[str, str] | None = None, *, after: str | None = None,
+                 ready: Callable[[], bool] | None = None, before_start: Callable[[], None] | None = None
+                 ) -> ChildProcess:
         if self.broker is None:
             raise ServiceError("the broker must be started before the services")
         env = dict(os.environ)
@@ -149,8 +173,9 @@ class Demo:
         env.update(extra_env or {})
         cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
                "--registry", self.args.registry, *argv[1:], *ns_options]
-        child = spawn(name, cmd, self.logs / f"{name}.log", env=env)
-        self.children.append(child)
+        child = self.supervisor.start(service_spec(name, cmd, self.logs / f"{name}.log", env, after=after,
+                                                   ready=ready, before_start=before_start))
+        self.services.append(name)
         return child
 
     def start(self) -> None:
@@ -163,27 +188,29 @@ class Demo:
         if not keys.exists():  # kept across runs: the gateways' frame counters are too
             KeyRing.generate().save(keys)
         self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
+        self._broker_started(self.broker.child)
+        supervise_broker(self.supervisor, self.broker, on_start=self._broker_started)
         self.open_data = start_open_data_broker(self.state, self.broker)
+        supervise_broker(self.supervisor, self.open_data)
         self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
+        supervise_influxd(self.supervisor, self.influxd)
         self.influx_settings.url = self.influxd.url
         with self._influx() as influx:
             influx.create_database()
         port_map = self.state / "ports.json"
-        port_map.unlink(missing_ok=True)
         self._service("sim", ["sim", "--lora-modem", self.args.lora_modem, "--port-map", str(port_map),
                               "--report-interval", str(self.args.report_interval),
                               "--busy-seconds", str(self.args.busy_seconds),
                               "--quiet-seconds", str(self.args.quiet_seconds), "--seed", str(self.args.seed)],
-                      None, NETWORK_SERVER_USER)
-        deadline = time.monotonic() + 15
-        while not port_map.exists():
-            if time.monotonic() > deadline or not self.children[0].running():
-                raise ServiceError(f"simulator did not write {port_map}:\n{self.children[0].log_tail()}")
-            time.sleep(0.05)
+                      None, NETWORK_SERVER_USER, ready=port_map.exists,
+                      # A restarted simulator opens new ptys: its agents wait for the new port map.
+                      before_start=lambda: port_map.unlink(missing_ok=True))
+        self.supervisor.wait_ready("sim", 15)
         for gateway in self.registry.gateways:
             self._service(f"edge-{gateway}", ["edge", "--lora-modem", self.args.lora_modem, "--gateway", gateway,
                                               "--port-map", str(port_map),
-                                              "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER)
+                                              "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER,
+                          after="sim")
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
         rules = ["--rules", self.args.rules or str(DEMO_RULES)]
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
@@ -196,6 +223,9 @@ class Demo:
                               "--alarms", str(self.state / "rules" / "alarms.sqlite")], "api",
                       extra_env=self._api_env())
         self._service("sta-mqtt", ["sta-mqtt", "--public-url", self.api_url], STA_MQTT_USER)
+        self.supervisor.watch()
+        # Optional and not part of the data path: not supervised, and the city runs without it.
+        self.grafana = start_grafana(self.state, self.influxd.url)
 
     def _influx(self) -> InfluxClient:
         s = self.influx_settings
@@ -203,23 +233,17 @@ class Demo:
 
     def stop_services(self) -> None:
         """Stop the services in data-flow order: the edge agents flush their last batches before
-        ingest stops, so the summary counts everything the devices sent."""
-        for child in self.children:
-            child.stop()
+        ingest stops, so the summary counts everything the devices sent. The supervisor restarts
+        nothing from here on."""
+        self.supervisor.stop(self.services)
 
     def stop(self) -> None:
-        """Stop the services, then the servers."""
+        """Stop the services, then the servers (by PID, whichever process each is now)."""
         self.stop_services()
-        if self.influxd:
-            self.influxd.stop()
-        if self.open_data:
-            self.open_data.stop()
-        if self.broker:
-            self.broker.stop()
-
-    def dead_children(self) -> list[ChildProcess]:
-        """Services that exited on their own."""
-        return [c for c in self.children if not c.running()]
+        if self.grafana is not None:
+            self.grafana.stop()
+            self.grafana = None
+        self.supervisor.stop(["influxd", "mosquitto-open-data", "mosquitto"])
 
     def _counts(self, influx: InfluxClient, measurement: str, field: str, where: str = "",
                 group: str = "") -> dict[str, int]:
@@ -238,7 +262,8 @@ class Demo:
                 commands = sum(self._counts(influx, "command", "id").values())
         except InfluxError as exc:
             return f"InfluxDB not answering: {exc}"
-        return "stored " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" reports; {commands} commands"
+        return ("stored " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" reports; {commands} commands; "
+                f"restarts: {restarts_text(self.supervisor)}")
 
     def summary(self) -> list[str]:
         """What reached InfluxDB: reports per kind, commands sent and acknowledged, light levels now."""
@@ -260,7 +285,14 @@ class Demo:
             dead = self._counts(influx, "dead_letter", "count", group="reason")
             out.append("  dead letters: " + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) or "none")
                        + "   (smartcity dead-letters lists them)")
-        return out
+        return out + summary_lines(self.supervisor)
+
+    def grafana_line(self) -> str:
+        """Where the dashboards are: Grafana's URL, or why there is none."""
+        if self.grafana is None:
+            return "not installed (no grafana or grafana-server on PATH): see dashboards/README.md"
+        return (f"{self.grafana.url}   (user {self.grafana.admin_user}, password in "
+                f"{self.grafana.password_file}; dashboards in the folder 'Smart city')")
 
     def network_server_line(self) -> str:
         """What the banner says about the network-server path."""
@@ -316,6 +348,7 @@ smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.reg
   open data MQTT {demo.open_data_url()}   (anonymous, read-only: v1.1/Datastreams('<id>')/Observations)
   InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
   operators      {demo.api_url}/v1/operator   (user admin, password in {demo.state}/api/admin-password)
+  Grafana        {demo.grafana_line()}
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
   LoRaWAN        {demo.network_server_line()}
   ingest         {demo.ingest_status_url()}/metrics   (health: .../healthz)
@@ -326,15 +359,11 @@ Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}."""
         while not stop.wait(1.0):
             if deadline and time.monotonic() >= deadline:
                 break
+            for line in event_lines(demo.supervisor):  # a crash is restarted, not the end of the city
+                _say(line)
             if time.monotonic() >= next_progress:
                 next_progress += PROGRESS_INTERVAL
                 _say(f"  [{time.monotonic() - started:4.0f} s] {demo.progress()}")
-            dead = demo.dead_children()
-            if dead:
-                for c in dead:
-                    _say(f"service {c.name} exited with {c.process.returncode}; log:\n{c.log_tail()}")
-                status = 1
-                break
     except (ServiceError, InfluxError, OSError) as exc:
         _say(f"demo failed to start: {exc}")
         demo.stop()
@@ -347,4 +376,4 @@ Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}."""
         lines = [f"  (summary unavailable: {exc})"]
     demo.stop()
     _say(f"summary after {time.monotonic() - started:.0f} s:\n" + "\n".join(lines))
-    return status
+    return 1 if any_down(demo.supervisor) else status
