@@ -10,7 +10,6 @@ crash at any moment leaves either the previous snapshot or the new one, never a 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -19,7 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.npyio import NpzFile
 
+from core.private_file import atomic_writer
+
 FORMAT = 1
+SNAPSHOT_MODE = 0o600  # rule state names devices and groups: for the service user alone
 _META = "__snapshot__"
 _ARRAY = "$npz"  # {"$npz": "a3"}: the array stored as member a3
 
@@ -56,14 +58,6 @@ def _from_json(value: Any, arrays: Any) -> Any:
     return value
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(path: Path, state: dict[str, Any], meta: dict[str, Any] | None = None) -> int:
     """Write state (and service metadata) to path atomically; returns the file's size in bytes."""
     arrays: dict[str, np.ndarray[Any, Any]] = {}
@@ -71,17 +65,9 @@ def save(path: Path, state: dict[str, Any], meta: dict[str, Any] | None = None) 
     # NaN and infinity are legal state (a missing value, a last clear that never was); Python's JSON keeps them.
     text = json.dumps(doc, allow_nan=True, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            members: dict[str, Any] = {_META: np.frombuffer(text, dtype=np.uint8), **arrays}
-            np.savez(fh, allow_pickle=False, **members)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    with atomic_writer(path, SNAPSHOT_MODE) as fh:
+        members: dict[str, Any] = {_META: np.frombuffer(text, dtype=np.uint8), **arrays}
+        np.savez(fh, allow_pickle=False, **members)
     return path.stat().st_size
 
 
