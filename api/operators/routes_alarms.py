@@ -13,6 +13,7 @@ from api.operators.auth import OperatorDep, ViewerDep
 from api.operators.control import alarms_path
 from core.influx import InfluxClient, InfluxError
 from rules.alarm_store import Alarm, AlarmError, AlarmState, AlarmStore, AlarmStoreError
+from rules.group_zones import GroupZones
 from rules.rule_events import alarm_line
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,11 @@ def acknowledge(request: Request, who: OperatorDep, alarm_id: int) -> dict[str, 
         raise HTTPException(503, "the alarm store cannot be written") from None
     influx: InfluxClient = request.app.state.influx
     try:  # Grafana's annotation; the acknowledgement stands in the store even if this fails
+        # The group's zone, as the rules tag the alarm's raised and cleared points (the dashboards filter by it).
+        gemeente, wijk = GroupZones(request.app.state.registry.get()).guess(alarm.group)
         influx.write(alarm_line(alarm.rule, alarm.group, alarm.severity, AlarmState.ACKNOWLEDGED, at=at,
-                                alarm_id=alarm.id, text=alarm.text, by=who.name), precision="u")
+                                alarm_id=alarm.id, text=alarm.text, by=who.name, gemeente=gemeente, wijk=wijk),
+                     precision="u")
     except InfluxError as exc:
         log.warning("acknowledgement of alarm %d not written to InfluxDB: %s", alarm.id, exc)
     audit(request, who.name, "alarm.ack", str(alarm_id), "ok", f"{alarm.rule} {alarm.group}: {alarm.text}")

@@ -97,6 +97,9 @@ def test_alarm_ack_records_who_and_is_written_to_influx(served, influx):
         assert store.get(a).acknowledged_by == "otto"
     points = [r for s in influx.query('SELECT * FROM "alarm"') for r in s.rows()]
     assert [(p["state"], p["by"]) for p in points] == [("acknowledged", "otto")]
+    # Tagged with the lamp's zone, as the rules tag its raised and cleared points: the dashboards filter by them.
+    lamp = served.app.state.registry.get().devices["vs-sl-101"]
+    assert [(p["gemeente"], p["wijk"]) for p in points] == [(lamp.gemeente, lamp.wijk)]
     results = [r.result for r in reversed(served.app.state.audit.entries(10, action="alarm.ack"))]
     assert results == ["ok", "conflict", "not found"]
 
