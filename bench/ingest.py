@@ -240,8 +240,10 @@ class Bench:
         argv = [sys.executable, str(ROOT / "bench" / "ingest_paho_sub.py"), "--port", str(broker.port),
                 "--username", "ingest", "--expected", str(self.w.readings), "--counter", str(counter),
                 "--duration", str(args.timeout + 300)]
+        # Not the ingest's PYTHONSAFEPATH: the subscriber imports bench/bare_paho_sub.py from its own directory.
+        env = {k: v for k, v in self.env.items() if k != "PYTHONSAFEPATH"}
         sub = spawn("paho-sub", argv, self.state / phase / "paho-sub.log",
-                    self.env | {"BENCH_MQTT_PASSWORD": self.passwords["ingest"]})
+                    env | {"BENCH_MQTT_PASSWORD": self.passwords["ingest"]})
         self.stoppers.append(sub.stop)
         deadline = time.monotonic() + 60
         while not read_counter(counter).get("subscribed"):
