@@ -25,17 +25,32 @@ from core.registry import WatchedRegistry
 _PARTS = (operators_setup, sta_setup, opendata_setup)
 
 
+def open_clients(app: FastAPI, settings: ApiSettings) -> Callable[[], None]:
+    """app.state's settings, registry and InfluxDB clients; returns what closes them."""
+    app.state.settings = settings
+    app.state.registry = WatchedRegistry(settings.registry_path)
+    cfg, w = settings.influx, settings.influx_writer
+    app.state.influx = InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password))
+    # The operators' writes go through their own account where one is configured (least privilege:
+    # the account of every public read may only read; deploy/influx_accounts.py).
+    app.state.influx_writer = (app.state.influx if w is None else
+                               InfluxClient(InfluxConfig(w.url, w.database, w.username, w.password)))
+
+    def close() -> None:
+        if app.state.influx_writer is not app.state.influx:
+            app.state.influx_writer.close()
+        app.state.influx.close()
+
+    return close
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the app; settings default to the environment."""
     settings = settings or settings_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cfg = settings.influx
-        app.state.settings = settings
-        app.state.registry = WatchedRegistry(settings.registry_path)
-        app.state.influx = InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password))
-        closers: list[Callable[[], None]] = []
+        closers = [open_clients(app, settings)]
         try:
             for part in _PARTS:
                 closers.append(part.open_state(app, settings))
@@ -43,7 +58,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             for close in reversed(closers):
                 close()
-            app.state.influx.close()
 
     app = FastAPI(title="smartcity", version="0.2.0", lifespan=lifespan,
                   description="Sensor data of Voorschoten and Wassenaar: open data (OGC SensorThings API 1.1 at "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +25,9 @@ class ApiSettings:
 
     registry_path: str
     influx: InfluxSettings = field(default_factory=InfluxSettings)
+    # The account of the operators' writes (SensorThings create / update / delete, alarm acks); None: influx's.
+    # Two accounts so that the one every public read uses may only read (deploy/influx_accounts.py).
+    influx_writer: InfluxSettings | None = None
     latest_window: str = "7d"
     state_dir: str = ".state/api"
     operators_path: str | None = None
@@ -45,6 +49,17 @@ class ApiSettings:
         return Path(self.state_dir)
 
 
+WRITE_USERNAME_ENV, WRITE_PASSWORD_ENV = "SMARTCITY_API_INFLUX_WRITE_USERNAME", "SMARTCITY_API_INFLUX_WRITE_PASSWORD"
+
+
+def writer_from_env(env: Mapping[str, str]) -> InfluxSettings | None:
+    """The writing account (same server and database) from SMARTCITY_API_INFLUX_WRITE_USERNAME / _PASSWORD."""
+    user = env.get(WRITE_USERNAME_ENV)
+    if not user:
+        return None
+    return replace(influx_from_env(env), username=user, password=env.get(WRITE_PASSWORD_ENV) or None)
+
+
 @lru_cache(maxsize=1)
 def settings_from_env() -> ApiSettings:
     """Settings from SMARTCITY_REGISTRY, SMARTCITY_INFLUX_*, SMARTCITY_MQTT_* and SMARTCITY_API_*."""
@@ -52,6 +67,7 @@ def settings_from_env() -> ApiSettings:
     return ApiSettings(
         registry_path=env.get("SMARTCITY_REGISTRY", str(demo_registry_path())),
         influx=influx_from_env(),
+        influx_writer=writer_from_env(env),
         state_dir=env.get("SMARTCITY_API_STATE_DIR", str(Path(env.get("SMARTCITY_STATE_DIR", ".state")) / "api")),
         operators_path=env.get("SMARTCITY_API_OPERATORS"),
         mqtt=mqtt_from_env() if env.get("SMARTCITY_MQTT_HOST") else None,

@@ -78,7 +78,8 @@ class Influxd:
         body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
         errors = [r["error"] for r in body.get("results", []) if "error" in r]
         if resp.status_code >= 300 or errors or "error" in body:
-            raise RuntimeError(f"InfluxDB refused {q.split(' WITH PASSWORD', maxsplit=1)[0]!r}: "
+            # Passwords are the statements' only single-quoted strings: never in a message.
+            raise RuntimeError(f"InfluxDB refused {q.split(chr(39), maxsplit=1)[0].strip()!r}: "
                                f"{resp.status_code} {errors or body.get('error')}")
 
 

@@ -33,6 +33,7 @@ from core.registry import load
 from core.runtime import stop_event
 from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
 from deploy.grafana import Grafana, start_grafana
+from deploy.influx_accounts import ADMIN, SERVICE_PRIVILEGES, ensure_accounts, load_or_create_passwords
 from deploy.influxdb import Influxd, start_influxd
 from deploy.mosquitto import (
     NETWORK_SERVER_USER,
@@ -102,7 +103,8 @@ class Demo:
         self.open_data: Broker | None = None  # anonymous, read-only SensorThings MQTT (bridged from the broker)
         self.influxd: Influxd | None = None
         self.grafana: Grafana | None = None  # only when Grafana is installed
-        self.influx_settings = InfluxSettings(database="smartcity")
+        self.influx_settings = InfluxSettings(database="smartcity")  # the admin's: the demo's own queries
+        self.influx_passwords: dict[str, str] = {}  # account -> password (deploy/influx_accounts.py)
         self.api_url = ""
         self.since_ms = int(time.time() * 1000)
         self.lora_keys = self.state / "lora-keys.json"
@@ -135,9 +137,12 @@ class Demo:
 
     def _api_env(self) -> dict[str, str]:
         """What the API needs besides its options: the broker files for gateway provisioning, the MQTT endpoint."""
+        # The operators' writes through their own account; the API's own (api) may only read.
+        writer = {"SMARTCITY_API_INFLUX_WRITE_USERNAME": "api-writer",
+                  "SMARTCITY_API_INFLUX_WRITE_PASSWORD": self.influx_passwords["api-writer"]}
         if self.broker is None or self.broker.config_path is None:
-            return {}
-        env = {"SMARTCITY_MOSQUITTO_PASSWORD_FILE": str(self.broker.config_path.parent / "passwd"),
+            return writer
+        env = {**writer, "SMARTCITY_MOSQUITTO_PASSWORD_FILE": str(self.broker.config_path.parent / "passwd"),
                "SMARTCITY_MOSQUITTO_PID_FILE": str(self._broker_pid_file()), "SMARTCITY_API_PUBLIC_URL": self.api_url}
         if self.open_data is not None:
             env["SMARTCITY_API_STA_MQTT_URL"] = self.open_data_url()
@@ -155,8 +160,13 @@ class Demo:
         """Where open-data consumers subscribe (the anonymous, read-only broker)."""
         return f"mqtt://{self.open_data.host}:{self.open_data.port}" if self.open_data else "(not started)"
 
+    def _influx_account(self, user: str) -> InfluxSettings:
+        return InfluxSettings(self.influx_settings.url, self.influx_settings.database, user,
+                              self.influx_passwords[user])
+
     def _service(self, name: str, argv: list[str], mqtt_user: str | None,
                  ns_user: str | None = None, extra_env: dict[str, str] | None = None, *, after: str | None = None,
+                 influx_user: str | None = None,
                  ready: Callable[[], bool] | None = None, before_start: Callable[[], None] | None = None
                  ) -> ChildProcess:
         if self.broker is None:
@@ -168,7 +178,8 @@ class Demo:
         if ns_user:
             ns_options, ns_env = self._network_server(ns_user)
             env.update(ns_env)
-        env.update(influx_to_env(self.influx_settings))
+        if influx_user:  # its own least-privilege account; the simulator and the edge get none
+            env.update(influx_to_env(self._influx_account(influx_user)))
         env["SMARTCITY_LORA_KEYS"] = str(self.lora_keys)
         env.update(extra_env or {})
         cmd = [sys.executable, "-m", "smartcity", "--log-level", "INFO", argv[0],
@@ -192,11 +203,17 @@ class Demo:
         supervise_broker(self.supervisor, self.broker, on_start=self._broker_started)
         self.open_data = start_open_data_broker(self.state, self.broker)
         supervise_broker(self.supervisor, self.open_data)
-        self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None)
+        # Authentication on, as in production: the passwords are kept with the data (the users live in it).
+        self.influx_passwords = load_or_create_passwords(self.state / "influx-credentials.json",
+                                                         [ADMIN, *SERVICE_PRIVILEGES])
+        self.influxd = start_influxd(self.state, http_port=self.args.influx_port or None,
+                                     admin=(ADMIN, self.influx_passwords[ADMIN]))
         supervise_influxd(self.supervisor, self.influxd)
-        self.influx_settings.url = self.influxd.url
+        self.influx_settings = InfluxSettings(self.influxd.url, self.influx_settings.database, ADMIN,
+                                              self.influx_passwords[ADMIN])
         with self._influx() as influx:
             influx.create_database()
+        ensure_accounts(self.influxd, self.influx_settings.database, self.influx_passwords)
         port_map = self.state / "ports.json"
         self._service("sim", ["sim", "--lora-modem", self.args.lora_modem, "--port-map", str(port_map),
                               "--report-interval", str(self.args.report_interval),
@@ -211,21 +228,22 @@ class Demo:
                                               "--port-map", str(port_map),
                                               "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER,
                           after="sim")
-        self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest")
+        self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest",
+                      influx_user="ingest")
         rules = ["--rules", self.args.rules or str(DEMO_RULES)]
         self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
-                      "rules")
+                      "rules", influx_user="rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port),
                               "--state-dir", str(self.state / "api"), "--operators", str(self._operators()),
                               "--rules", self.args.rules or str(DEMO_RULES),
                               "--alarms", str(self.state / "rules" / "alarms.sqlite")], "api",
-                      extra_env=self._api_env())
+                      extra_env=self._api_env(), influx_user="api")
         self._service("sta-mqtt", ["sta-mqtt", "--public-url", self.api_url], STA_MQTT_USER)
         self.supervisor.watch()
         # Optional and not part of the data path: not supervised, and the city runs without it.
-        self.grafana = start_grafana(self.state, self.influxd.url)
+        self.grafana = start_grafana(self.state, self.influxd.url, "grafana", self.influx_passwords["grafana"])
 
     def _influx(self) -> InfluxClient:
         s = self.influx_settings
@@ -346,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
 smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.registry.devices)} devices)
   open data API  {demo.api_url}/v1.1   (SensorThings API 1.1; GeoJSON {demo.api_url}/v1/latest, docs: .../docs)
   open data MQTT {demo.open_data_url()}   (anonymous, read-only: v1.1/Datastreams('<id>')/Observations)
-  InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"   (InfluxQL at /query)
+  InfluxDB       {demo.influxd.url}   database "{demo.influx_settings.database}"
+                 (authentication on; the accounts in {demo.state}/influx-credentials.json)
   operators      {demo.api_url}/v1/operator   (user admin, password in {demo.state}/api/admin-password)
   Grafana        {demo.grafana_line()}
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)

@@ -65,7 +65,7 @@ def acknowledge(request: Request, who: OperatorDep, alarm_id: int) -> dict[str, 
         log.error("alarm store: %s", exc)
         audit(request, who.name, "alarm.ack", str(alarm_id), "failed", "alarm store unavailable")
         raise HTTPException(503, "the alarm store cannot be written") from None
-    influx: InfluxClient = request.app.state.influx
+    influx: InfluxClient = request.app.state.influx_writer
     try:  # Grafana's annotation; the acknowledgement stands in the store even if this fails
         # The group's zone, as the rules tag the alarm's raised and cleared points (the dashboards filter by it).
         gemeente, wijk = GroupZones(request.app.state.registry.get()).guess(alarm.group)

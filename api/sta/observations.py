@@ -90,8 +90,9 @@ class _Query:
 class ObservationStore:
     """Reads (and deletes) Observations of Datastreams given by their SeriesRef."""
 
-    def __init__(self, influx: InfluxClient, state_dir: Path) -> None:
+    def __init__(self, influx: InfluxClient, state_dir: Path, writer: InfluxClient | None = None) -> None:
         self.influx = influx
+        self.writer = writer or influx  # deletes: the operators' writing account (api/settings.py influx_writer)
         self.cache = CountCache(Path(state_dir) / "observation_counts.sqlite")
 
     def close(self) -> None:
@@ -296,6 +297,6 @@ class ObservationStore:
         """Delete one Observation; False when there is none (aggregates cannot be deleted)."""
         if isinstance(ref, AggregateRef) or self.get(datastream, ref, time_us) is None:
             return False
-        delete_point(self.influx, ref, time_us)
+        delete_point(self.writer, ref, time_us)
         observation_count.forget(self.cache, ref, time_us)
         return True

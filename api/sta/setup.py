@@ -34,7 +34,7 @@ def open_state(app: FastAPI, settings: ApiSettings) -> Callable[[], None]:
     settings.state_path.mkdir(parents=True, exist_ok=True)
     store = open_store(settings, app.state.registry)
     app.state.sta_store = store
-    observations = ObservationStore(app.state.influx, settings.state_path)
+    observations = ObservationStore(app.state.influx, settings.state_path, app.state.influx_writer)
     app.state.sta_observations = observations
     app.state.sta_graph = GraphCache(app.state.registry, store, derived_entities)
 

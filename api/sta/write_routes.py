@@ -161,7 +161,7 @@ def _do_create(request: Request, body: Any) -> Response:
             parent = (BACK[(parent_set, nav)], parent_id)
         made = create(ctx, entity_set, body, "", parent)
         writes = finish(ctx)
-        observation_writer.write(request.app.state.influx, writes)
+        observation_writer.write(request.app.state.influx_writer, writes)
         _forget_counts(request, writes)
         content = _created_json(base, made, txn.get(made) if isinstance(made, str) else None)
     return JSONResponse(content, status_code=201, headers={"Location": content["@iot.selfLink"]})
@@ -255,7 +255,7 @@ def _update_observation(request: Request, ident: str, body: Any, *, full: bool, 
     given = merged.get("resultTime") is not None
     with store.transaction() as txn:
         txn.set_result_time(stream.id, when, given)
-        observation_writer.write(request.app.state.influx, [write])
+        observation_writer.write(request.app.state.influx_writer, [write])
     return JSONResponse(observation_json(_base(request), stream.id, when, write.result, null_result_time=not given))
 
 
@@ -279,7 +279,7 @@ def _do_delete(request: Request) -> Response:
                 raise registry_refusal(entity_set, ident, "deleted")
             raise WriteError(404, f"no {entity_set}({quote_id(ident)[:70]})")
         dropped = delete(ctx, stored)
-        influx = request.app.state.influx
+        influx = request.app.state.influx_writer
         # A FeatureOfInterest's Datastreams stay: the days their counts were cached for must be counted again.
         refs = [api_series(d, _observation_type(ctx, d)) for d in dropped]
         days = [(ref, day) for ref in refs for day in observation_writer.observation_days(influx, ref)]

@@ -20,13 +20,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from api.app import open_clients
 from api.http import setup as http_setup
 from api.opendata import setup as opendata_setup
 from api.routes import health, latest
 from api.settings import ApiSettings
 from core import jsonfast
-from core.influx import InfluxClient, InfluxConfig
-from core.registry import WatchedRegistry, load
+from core.influx import InfluxClient
+from core.registry import load
 from core.senml import Reading, encode
 from core.senml_columns import decode_columns
 from core.settings import InfluxSettings
@@ -67,14 +68,11 @@ def open_data_app(settings: ApiSettings, extra: Callable[[FastAPI], None] | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cfg = settings.influx
-        app.state.settings = settings
-        app.state.registry = WatchedRegistry(settings.registry_path)
-        app.state.influx = InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password))
+        close = open_clients(app, settings)
         try:
             yield
         finally:
-            app.state.influx.close()
+            close()
 
     app = FastAPI(lifespan=lifespan)
     http_setup.install(app, settings)

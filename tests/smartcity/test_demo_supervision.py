@@ -81,10 +81,15 @@ def influx_url(out: Path) -> str:
     return line.split()[1] if line else ""
 
 
-def stored_since(url: str, since_ms: int, gateway: str | None = None) -> int:
+def grafana_account(state: Path) -> tuple[str, str]:
+    """The demo's read-only InfluxDB account (deploy/influx_accounts.py): what the test reads with."""
+    return "grafana", json.loads((state / "influx-credentials.json").read_text())["grafana"]
+
+
+def stored_since(url: str, since_ms: int, gateway: str | None = None, account: tuple[str, str] = ("", "")) -> int:
     where = f" AND \"gateway\" = '{gateway}'" if gateway else ""
     try:
-        with InfluxClient(InfluxConfig(url, "smartcity")) as influx:
+        with InfluxClient(InfluxConfig(url, "smartcity", *account)) as influx:
             series = influx.query(f'SELECT count("power") FROM "street_light" WHERE time > {since_ms}ms{where}')
     except InfluxError:
         return 0
@@ -97,7 +102,8 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     wait_for(lambda: proc.poll() is not None or influx_url(out), 30)
     assert proc.poll() is None, out.read_text()
     url = influx_url(out)
-    wait_for(lambda: proc.poll() is not None or stored_since(url, 0) > 0, 30)
+    account = grafana_account(state)
+    wait_for(lambda: proc.poll() is not None or stored_since(url, 0, account=account) > 0, 30)
     assert proc.poll() is None, out.read_text()
     before = demo_children(proc.pid)
     assert {"ingest", "edge-gw-vs-01", "edge-gw-ws-01", "rules", "api", "sim", "mosquitto", "influxd"} <= set(before)
@@ -120,7 +126,8 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     untouched = {n: pid for n, pid in before.items() if n not in ("ingest", "edge-gw-vs-01")}
     assert {n: after.get(n) for n in untouched} == untouched
     # Data keeps arriving, through the new ingest, from the gateway whose agent was killed too.
-    wait_for(lambda: stored_since(url, killed_ms, "gw-vs-01") > 0, 20)
+    wait_for(lambda: stored_since(url, killed_ms, "gw-vs-01", account) > 0, 20)
+    _authentication_is_on(url, state)
 
     status = json.loads((state / "supervisor.json").read_text())["children"]
     for name in ("ingest", "edge-gw-vs-01"):
@@ -153,6 +160,17 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     assert time.monotonic() - started < 60
 
 
+def _authentication_is_on(url: str, state: Path) -> None:
+    """Anonymous queries are refused, the read-only account cannot write; the services wrote with theirs."""
+    assert httpx.get(f"{url}/query", params={"q": "SHOW DATABASES"}, timeout=5).status_code == 401
+    wrote = httpx.post(f"{url}/write", params={"db": "smartcity"}, content=b"x v=1", auth=grafana_account(state),
+                       timeout=5)
+    assert wrote.status_code == 403, wrote.text
+    services = json.loads((state / "influx-credentials.json").read_text())
+    assert set(services) >= {"admin", "ingest", "rules", "api", "api-writer", "grafana"}
+    assert (state / "influx-credentials.json").stat().st_mode & 0o777 == 0o600
+
+
 def _grafana_started(out: Path, state: Path, influx: str) -> int:
     """The demo printed Grafana's URL, which answers, and gave it the demo's InfluxDB; Grafana's PID."""
     line = next(ln for ln in out.read_text().splitlines() if ln.strip().startswith("Grafana"))
@@ -161,6 +179,7 @@ def _grafana_started(out: Path, state: Path, influx: str) -> int:
     assert httpx.get(f"{url}/api/health", timeout=5).json()["database"] == "ok"
     record = json.loads((state / "grafana" / "data" / "record.json").read_text())
     assert record["env"]["SMARTCITY_INFLUX_URL"] == influx
+    assert record["env"]["SMARTCITY_INFLUX_USERNAME"] == "grafana"  # the read-only account
     assert record["env"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     return int(record["pid"])
 

@@ -18,12 +18,12 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from api.app import open_clients
 from api.operators import setup, users
 from api.operators.auth import Role
 from api.operators.users import write_users_file
 from api.settings import ApiSettings
-from core.influx import InfluxClient, InfluxConfig
-from core.registry import WatchedRegistry
+from core.influx import InfluxClient
 from core.settings import InfluxSettings
 from deploy.influxdb import Influxd
 from deploy.mosquitto import Broker
@@ -54,16 +54,13 @@ def operators_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cfg = settings.influx
-        app.state.settings = settings
-        app.state.registry = WatchedRegistry(settings.registry_path)
-        app.state.influx = InfluxClient(InfluxConfig(cfg.url, cfg.database, cfg.username, cfg.password))
+        close_clients = open_clients(app, settings)
         close = setup.open_state(app, settings)
         try:
             yield
         finally:
             close()
-            app.state.influx.close()
+            close_clients()
 
     app = FastAPI(lifespan=lifespan)
     for router in setup.routers():
