@@ -32,6 +32,7 @@ SERVICES = {
     "dashboards": ("dashboards.cli", "build, check and push the Grafana dashboards"),
     "backup": ("deploy.backup_cli", "back up InfluxDB, the registry, rule state, the API's metadata and audit log"),
     "restore": ("deploy.backup_restore_cli", "restore a backup into (fresh) services, checked before and after"),
+    "gateway": ("deploy.gateway_cli", "provision or revoke a gateway's broker account and write its config"),
 }
 
 

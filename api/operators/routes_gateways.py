@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.operators.audit import audit
 from api.operators.auth import AdminDep
-from api.operators.broker_accounts import BrokerAccountError, BrokerAccounts
 from core.topics import ID_PATTERN
+from deploy.broker_accounts import BrokerAccountError, BrokerAccounts
 from deploy.mosquitto import SERVICE_GRANTS
 
 log = logging.getLogger(__name__)

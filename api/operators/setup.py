@@ -18,10 +18,10 @@ from fastapi import APIRouter, FastAPI
 from api.operators import routes_alarms, routes_audit, routes_commands, routes_gateways, routes_history, routes_rules
 from api.operators.audit import AuditLog
 from api.operators.auth import Authenticator
-from api.operators.broker_accounts import BrokerAccounts
 from api.operators.command_link import CommandLink
 from api.operators.users import OperatorsFile
 from api.settings import ApiSettings
+from deploy.broker_accounts import BrokerAccounts
 
 AUDIT_FILE = "audit.sqlite"
 

@@ -9,6 +9,9 @@ Lines are written as mosquitto_passwd writes them (``$7$``: PBKDF2-SHA512, 12-by
 here rather than by running mosquitto_passwd so that the password never appears on a command line
 (other local users can read those in /proc). Edits hold an exclusive lock and replace the file
 atomically, keeping its mode and group (mosquitto must still be able to read it).
+
+Used by the API's admin routes (api/operators/routes_gateways.py) and by `smartcity gateway`
+(deploy/gateway_cli.py).
 """
 
 from __future__ import annotations
@@ -93,6 +96,14 @@ class BrokerAccounts:
             self._replace([*lines, password_line(user, password)])
             return password
 
+    def set_password(self, user: str, password: str) -> bool:
+        """Give user this password, replacing its line or adding one; True if it had an account already."""
+        with self._locked() as lines:
+            existed = any(line.split(":", 1)[0] == user for line in lines)
+            kept = [line for line in lines if line.split(":", 1)[0] != user]
+            self._replace([*kept, password_line(user, password)])
+            return existed
+
     def remove(self, user: str) -> bool:
         """Remove user's account; False if there was none."""
         with self._locked() as lines:
@@ -101,6 +112,21 @@ class BrokerAccounts:
                 return False
             self._replace(kept)
             return True
+
+    def broker_pid(self) -> int:
+        """The running broker's pid from the pid file (signal 0 proves it exists and may be signalled).
+
+        For a check before anything is changed: a change the broker cannot be told about would be
+        half done (the file says one thing, the running broker another).
+        """
+        if self.pid_file is None:
+            raise BrokerAccountError("no pid file of the broker is configured")
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError) as exc:
+            raise BrokerAccountError(f"the broker could not be told to reload: {exc}") from None
+        return pid
 
     def reload_broker(self) -> bool:
         """SIGHUP the broker (it re-reads its password and ACL files); False if no pid file is configured."""
