@@ -182,9 +182,10 @@ def test_module_reset_mid_stream_is_recovered(rig: Rig) -> None:
 def test_echo_left_on_is_tolerated() -> None:
     r = Rig(echo=True)
     try:
-        assert r.port.wait_ready(2.0)
+        assert r.port.wait_ready(5.0)
         r.relayed(3)
-        assert r.port.send(downlink(LIGHT_ADDRESS, encode_dim(40)), timeout=2.0)
+        # A bound, not a speed: with echo on, the send waits for the echoed lines (slow on a loaded machine).
+        assert r.port.send(downlink(LIGHT_ADDRESS, encode_dim(40)), timeout=5.0)
         assert wait_for(lambda: r.port.echoes == 7)  # 4 to initialise, 3 to send (the last as send returns)
         assert r.port.errors == 0
     finally:
