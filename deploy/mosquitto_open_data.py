@@ -1,12 +1,13 @@
 """The open-data broker: a mosquitto of its own for anonymous SensorThings consumers, fed by a bridge.
 
-The open-data listener of the platform's broker (deploy/mosquitto.py) shares the broker's client
-ids with the gateways and services: mosquitto 2.0 has one id space per broker, so an anonymous
-client that connects with a gateway's or an ingest worker's id disconnects it, and with a clean
-start ends its session. A broker of its own keeps anonymous clients among themselves. Its one
-link to the platform is a bridge that logs in to the platform's broker as sta-bridge (read v1.1/#
-only) and copies the v1.1/ topics in, at QoS 0. The bridge's local client id is random: an
-anonymous client that took it would cut the feed (until the bridge reconnects), never the platform.
+The platform's broker (deploy/mosquitto.py) has no anonymous listener: mosquitto 2.0 has one
+client id space per broker, so an anonymous client there that connected with a gateway's or an
+ingest worker's id would disconnect it, and with a clean start end its session. A broker of its
+own keeps anonymous clients among themselves. Its one link to the platform is a bridge that logs
+in to the platform's broker as sta-bridge (read v1.1/# only) and copies the v1.1/ topics in, at
+QoS 0, over the platform's TLS listener when asked (``tls=True``). The bridge's local client id is
+random: an anonymous client that took it would cut the feed (until the bridge reconnects), never
+the platform.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def open_data_broker_config(listener: OpenDataListener, platform: BridgeTarget, 
         "set_tcp_nodelay true",
         "connection smartcity-platform",
         f"address {platform.host}:{platform.port}",
+        # bridge_insecure stays false: the bridge checks that the certificate names platform.host.
+        *([f"bridge_cafile {platform.tls_ca}", "bridge_tls_version tlsv1.2"] if platform.tls_ca else []),
         f"remote_username {STA_BRIDGE_USER}",
         f"remote_password {platform.password}",
         f"remote_clientid {local_clientid}",
@@ -67,20 +70,21 @@ def open_data_broker_config(listener: OpenDataListener, platform: BridgeTarget, 
         "log_type warning",
         "log_type notice",
     ]
-    if platform.tls_ca:
-        lines.append(f"bridge_cafile {platform.tls_ca}")
     if os.geteuid() == 0:
         lines.append("user root")
     return "\n".join(lines) + "\n"
 
 
 def start_open_data_broker(state_dir: Path, platform: Broker, *, port: int | None = None,
-                           host: str = "127.0.0.1", timeout: float = 10.0) -> Broker:
+                           host: str = "127.0.0.1", timeout: float = 10.0, tls: bool = False) -> Broker:
     """Start the open-data broker on loopback, bridged to platform (whose users must include sta-bridge).
 
-    The bridge connects within moments of the start; what sta-mqtt publishes before that is not
-    forwarded (QoS 0 live data).
+    With tls the bridge uses the platform's TLS listener and verifies it against platform.tls_ca (the
+    certificate must name platform.host). The bridge connects within moments of the start; what
+    sta-mqtt publishes before that is not forwarded (QoS 0 live data).
     """
+    if tls and (platform.tls_port is None or platform.tls_ca is None):
+        raise ValueError("tls: the platform's broker has no TLS listener (start_mosquitto tls=...)")
     binary = find_binary("mosquitto", "apt-get install mosquitto (scripts/demo and scripts/test do this)")
     conf_dir = state_dir / "mosquitto-open-data"
     conf_dir.mkdir(parents=True, exist_ok=True)
@@ -89,12 +93,16 @@ def start_open_data_broker(state_dir: Path, platform: Broker, *, port: int | Non
     acl.chmod(0o600)
     chosen = port or free_port(host)
     conf = conf_dir / "mosquitto.conf"
-    target = BridgeTarget(platform.host, platform.port, platform.users[STA_BRIDGE_USER])
+    password = platform.users[STA_BRIDGE_USER]
+    if tls and platform.tls_port is not None:
+        target = BridgeTarget(platform.host, platform.tls_port, password, str(platform.tls_ca))
+    else:
+        target = BridgeTarget(platform.host, platform.port, password)
     conf.write_text(open_data_broker_config(OpenDataListener(chosen, acl, host), target,
                                             f"smartcity-open-data-{secrets.token_hex(8)}"))
     conf.chmod(0o600)  # it holds the bridge's password
     child = spawn("mosquitto-open-data", [binary, "-c", str(conf)], conf_dir / "mosquitto.log")
     wait_until(child, partial(all_listening, host, [chosen]), timeout)
-    log.info("open-data mosquitto pid %d listening on %s:%d, bridged to %s:%d", child.pid, host, chosen,
-             platform.host, platform.port)
+    log.info("open-data mosquitto pid %d listening on %s:%d, bridged to %s:%d%s", child.pid, host, chosen,
+             target.host, target.port, " over TLS" if target.tls_ca else "")
     return Broker(host, chosen, {}, child, conf, chosen)

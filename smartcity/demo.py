@@ -32,6 +32,7 @@ from core.kinds import KINDS
 from core.registry import load
 from core.runtime import stop_event
 from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
+from deploy.certificates import ensure_broker_certs
 from deploy.grafana import Grafana, start_grafana
 from deploy.influx_accounts import ADMIN, SERVICE_PRIVILEGES, ensure_accounts, load_or_create_passwords
 from deploy.influxdb import Influxd, start_influxd
@@ -113,6 +114,11 @@ class Demo:
     def _account(self, user: str) -> MqttSettings:
         if self.broker is None:
             raise ServiceError("the broker must be started before the services")
+        if user in self.registry.gateways and self.broker.tls_port and self.broker.tls_ca:
+            # Gateways reach the broker over the network in production: TLS, verifying the broker's certificate
+            # against the deployment's CA. The services beside the broker use the loopback listener.
+            return MqttSettings(self.broker.host, self.broker.tls_port, user, self.broker.users[user],
+                                tls_ca=str(self.broker.tls_ca))
         return MqttSettings(self.broker.host, self.broker.port, user, self.broker.users[user])
 
     def _network_server(self, user: str) -> tuple[list[str], dict[str, str]]:
@@ -198,10 +204,11 @@ class Demo:
         keys = self.lora_keys
         if not keys.exists():  # kept across runs: the gateways' frame counters are too
             KeyRing.generate().save(keys)
-        self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None)
+        certs = ensure_broker_certs(self.state / "tls")  # the deployment's CA, kept across runs
+        self.broker = start_mosquitto(self.state, users, port=self.args.mqtt_port or None, tls=certs)
         self._broker_started(self.broker.child)
         supervise_broker(self.supervisor, self.broker, on_start=self._broker_started)
-        self.open_data = start_open_data_broker(self.state, self.broker)
+        self.open_data = start_open_data_broker(self.state, self.broker, tls=True)
         supervise_broker(self.supervisor, self.open_data)
         # Authentication on, as in production: the passwords are kept with the data (the users live in it).
         self.influx_passwords = load_or_create_passwords(self.state / "influx-credentials.json",
@@ -369,6 +376,7 @@ smartcity demo is running ({len(demo.registry.gateways)} gateways, {len(demo.reg
   operators      {demo.api_url}/v1/operator   (user admin, password in {demo.state}/api/admin-password)
   Grafana        {demo.grafana_line()}
   MQTT broker    {demo.broker.host}:{demo.broker.port}   (accounts in {demo.state}/credentials.json)
+                 TLS on :{demo.broker.tls_port} (CA {demo.broker.tls_ca}): the gateways connect over it
   LoRaWAN        {demo.network_server_line()}
   ingest         {demo.ingest_status_url()}/metrics   (health: .../healthz)
   logs           {demo.logs}/

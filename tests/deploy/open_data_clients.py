@@ -1,4 +1,4 @@
-"""Clients of the open-data listener or broker, shared by the deploy and sta_mqtt tests."""
+"""Clients of the open-data broker, shared by the deploy and sta_mqtt tests."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.conftest import settings_for, wait_for
 
 
 class OpenClient:
-    """A client of the open-data listener (anonymous unless given a user name) and what it receives."""
+    """A client of the open-data broker (anonymous unless given a user name) and what it receives."""
 
     def __init__(self, broker: Broker, *subscriptions: str, username: str | None = None,
                  password: str | None = None, client_id: str | None = None) -> None:
@@ -69,7 +69,7 @@ class OpenClient:
         self.client.loop_stop()
 
 
-def wait_bridged(broker: Broker) -> None:
+def wait_bridged(broker: Broker, timeout: float = 10.0) -> None:
     """Until the bridge forwards: publish probes as sta-mqtt until an anonymous client receives one."""
     probe = OpenClient(broker, "v1.1/probe")
     publisher = mqtt.new_client(settings_for(broker, STA_MQTT_USER), f"probe-{new_password()[:6]}")
@@ -82,7 +82,7 @@ def wait_bridged(broker: Broker) -> None:
             publisher.publish("v1.1/probe", b"", qos=0)
             return not probe.received.empty()
 
-        wait_for(arrived, 10, interval=0.05)
+        wait_for(arrived, timeout, interval=0.05)
         time.sleep(0.3)  # probes still on their way arrive now, not at a test's subscriber
     finally:
         probe.close()
@@ -91,16 +91,9 @@ def wait_bridged(broker: Broker) -> None:
 
 
 @contextlib.contextmanager
-def platform_with_open_data(state_dir: Path, users: dict[str, str], mode: str) -> Iterator[Broker]:
-    """The platform's broker with its open_data_port: its own open-data listener ("listener") or a
-    bridged open-data broker ("bridged"), stopped afterwards."""
-    if mode == "listener":
-        b = start_mosquitto(state_dir, users, open_data=True)
-        try:
-            yield b
-        finally:
-            b.stop()
-        return
+def platform_with_open_data(state_dir: Path, users: dict[str, str]) -> Iterator[Broker]:
+    """The platform's broker (no anonymous listener) with open_data_port set to that of the bridged open-data
+    broker (deploy/mosquitto_open_data.py), once the bridge forwards; both stopped afterwards."""
     platform = start_mosquitto(state_dir, users)
     opened = start_open_data_broker(state_dir, platform)
     try:

@@ -3,7 +3,9 @@
 Each publish is checked by the PUBACK reason code mosquitto gives an MQTT 5 client ("Not authorized"
 for a topic the account may not write), and reading by what a subscriber actually receives.
 mosquitto 2.0 drops the connection of a client after refusing its publish, so every publish here
-comes from a connection of its own, and the subscribers never publish.
+comes from a connection of its own, and the subscribers never publish. Every test runs twice: on a
+broker with its one plain listener, and over the TLS listener of a broker that has both (each
+listener has its own copy of the security settings: the same ACL must hold on it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from core import mqtt
+from core.settings import MqttSettings
+from deploy.certificates import ensure_broker_certs
 from deploy.mosquitto import NETWORK_SERVER_USER, NS_BRIDGE_USER, Broker, start_mosquitto
 from deploy.processes import new_password
 from tests.conftest import settings_for, wait_for
@@ -32,16 +36,24 @@ TTS_DOWN = "v3/smartcity-gw-vs-01@gemeente/devices/eui-70b3d57ed00626c4/down/rep
 PLATFORM = [f"smartcity/v1/gw/{GATEWAY}/{channel}" for channel in ("readings", "status", "acks", "commands")]
 
 
+def account(broker: Broker, user: str) -> MqttSettings:
+    """user's settings: over TLS (trusting the broker's CA) when the broker has a TLS listener, else plain."""
+    if broker.tls_port is None:
+        return settings_for(broker, user)
+    return MqttSettings(broker.host, broker.tls_port, user, broker.users[user], str(broker.tls_ca))
+
+
 class Subscriber:
     """A connected client of one account that collects the topics of what it receives."""
 
     def __init__(self, broker: Broker, user: str, *subscriptions: str) -> None:
-        self.client = mqtt.new_client(settings_for(broker, user), f"acl-sub-{user}-{new_password()[:6]}")
+        settings = account(broker, user)
+        self.client = mqtt.new_client(settings, f"acl-sub-{user}-{new_password()[:6]}")
         self.received: queue.Queue[str] = queue.Queue()
         subacks = threading.Semaphore(0)
         self.client.on_message = lambda _c, _u, m: self.received.put(m.topic)
         self.client.on_subscribe = lambda *_args: subacks.release()
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(settings.host, settings.port)
         self.client.loop_start()
         wait_for(self.client.is_connected, 5)
         for topic in subscriptions:
@@ -60,14 +72,15 @@ class Subscriber:
 
 def may_publish(broker: Broker, user: str, topic: str) -> bool:
     """Publish at QoS 1 as user on a fresh connection; True if the broker accepted it, False if it refused it."""
-    client = mqtt.new_client(settings_for(broker, user), f"acl-pub-{user}-{new_password()[:6]}")
+    settings = account(broker, user)
+    client = mqtt.new_client(settings, f"acl-pub-{user}-{new_password()[:6]}")
     acks: dict[int, paho.ReasonCode] = {}
 
     def on_publish(_c: Any, _u: Any, mid: int, reason: paho.ReasonCode, _p: Any) -> None:
         acks[mid] = reason
 
     client.on_publish = on_publish
-    client.connect(broker.host, broker.port)
+    client.connect(settings.host, settings.port)
     client.loop_start()
     try:
         wait_for(client.is_connected, 5)
@@ -79,12 +92,11 @@ def may_publish(broker: Broker, user: str, topic: str) -> bool:
         client.loop_stop()
 
 
-# Each test also runs on a broker with the SensorThings open-data listener: its per-listener settings
-# must leave the platform's listener exactly as it is (test_mosquitto_sta_listener.py tests the listener).
-@pytest.fixture(params=[False, True], ids=["one-listener", "with-open-data-listener"])
+@pytest.fixture(params=[False, True], ids=["plain-listener", "tls-listener"])
 def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Broker]:
     users = {u: new_password() for u in (GATEWAY, "operator", NETWORK_SERVER_USER, NS_BRIDGE_USER)}
-    b = start_mosquitto(tmp_path / "broker", users, open_data=request.param)
+    certs = ensure_broker_certs(tmp_path / "tls") if request.param else None
+    b = start_mosquitto(tmp_path / "broker", users, tls=certs)
     yield b
     b.stop()
 

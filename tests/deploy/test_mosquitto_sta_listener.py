@@ -1,19 +1,18 @@
-"""The open-data listener of the SensorThings MQTT extension on a real mosquitto 2.0, and the bridged open-data broker.
+"""The SensorThings MQTT extension's open data on a real mosquitto 2.0: the bridged open-data broker.
 
-Every test runs on both: the anonymous listener of the platform's broker, and the open-data broker
-of its own that a bridge feeds (deploy/mosquitto_open_data.py). Only the second keeps anonymous
-clients out of the platform's client ids (the last test).
+Anonymous consumers use a broker of their own that a bridge feeds (deploy/mosquitto_open_data.py);
+the platform's broker has no anonymous listener at all (mosquitto's client ids are broker-wide, so an
+anonymous client there could take over a gateway's or a service's id: the last tests).
 
-Anonymous clients on it read the v1.1/ topics the sta-mqtt account writes, and nothing else:
-they cannot read the platform's topics nor $SYS, cannot publish, cannot use the platform's
-listener; a client that gives a user name there gets no grant. The sta-mqtt account writes only
-v1.1/. The platform's listener is unchanged: test_mosquitto_acl.py runs its tests on a broker with
-and without this listener, and a config without it has no per-listener settings at all.
-A refused publish makes mosquitto 2.0 drop that connection, so each publish has its own.
+Anonymous clients on the open-data broker read the v1.1/ topics the sta-mqtt account writes, and
+nothing else: they cannot read the platform's topics nor $SYS, cannot publish, cannot use the
+platform's broker; a client that gives a user name there gets no grant. The sta-mqtt account writes
+only v1.1/. A refused publish makes mosquitto 2.0 drop that connection, so each publish has its own.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ import paho.mqtt.client as paho
 import pytest
 
 from core import mqtt
-from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, OpenDataListener, broker_config
+from deploy.certificates import ensure_broker_certs
+from deploy.mosquitto import STA_BRIDGE_USER, STA_MQTT_USER, Broker, start_mosquitto
 from deploy.processes import new_password
 from tests.conftest import settings_for, wait_for
 from tests.deploy.open_data_clients import OpenClient, platform_with_open_data
@@ -36,12 +36,21 @@ READINGS = f"smartcity/v1/gw/{GATEWAY}/readings"
 STREAM = "v1.1/Datastreams('vs-sl-101.power')/Observations"
 
 
-@pytest.fixture(params=["listener", "bridged"])
-def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Broker]:
-    """The platform's broker, its open_data_port that of the open-data listener or of the bridged open-data broker."""
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """The platform's broker, its open_data_port that of the bridged open-data broker."""
     users = {u: new_password() for u in (GATEWAY, "operator", STA_MQTT_USER, STA_BRIDGE_USER)}
-    with platform_with_open_data(tmp_path / "broker", users, request.param) as b:
+    with platform_with_open_data(tmp_path / "broker", users) as b:
         yield b
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Broker]:
+    """The platform's broker with both its listeners, plain and TLS."""
+    users = {u: new_password() for u in (GATEWAY, "operator")}
+    b = start_mosquitto(tmp_path / "platform", users, tls=ensure_broker_certs(tmp_path / "tls"))
+    yield b
+    b.stop()
 
 
 @pytest.fixture
@@ -99,18 +108,48 @@ def test_a_user_name_on_the_open_listener_grants_nothing(broker: Broker, clients
     assert named.received.empty()
 
 
-def test_anonymous_clients_cannot_use_the_platforms_listener(broker: Broker) -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="anon-main", protocol=paho.MQTTv5)
+def anonymous_answer(broker: Broker, port: int, client_id: str, tls: bool) -> paho.ReasonCode:
+    """The CONNACK reason the platform's broker gives an anonymous client on port (over TLS if tls)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    if tls:
+        assert broker.tls_ca is not None
+        client.tls_set(ca_certs=str(broker.tls_ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
     answers: list[paho.ReasonCode] = []
     client.on_connect = lambda _c, _u, _f, rc, _p: answers.append(rc)
-    client.connect(broker.host, broker.port)
+    client.connect(broker.host, port)
     client.loop_start()
     try:
         wait_for(lambda: answers, 5)
-        assert answers[0].is_failure and str(answers[0]) == "Not authorized"
+        return answers[0]
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_anonymous_clients_cannot_use_the_platforms_broker(broker: Broker) -> None:
+    answer = anonymous_answer(broker, broker.port, "anon-main", tls=False)
+    assert answer.is_failure and str(answer) == "Not authorized"
+
+
+def test_the_platform_broker_refuses_anonymous_clients_on_every_listener(platform: Broker) -> None:
+    # What the anonymous open-data listener allowed on this broker (a strict xfail pinned it): a client
+    # that took a platform client's id disconnected it. Refused at login, it takes nothing over.
+    assert platform.tls_port is not None
+    victim = mqtt.new_client(settings_for(platform, "operator"), "smartcity-ingest-w1")
+    dropped = threading.Event()
+    victim.on_disconnect = lambda *_a: dropped.set()
+    victim.connect(platform.host, platform.port)
+    victim.loop_start()
+    try:
+        wait_for(victim.is_connected, 5)
+        for port, tls in ((platform.port, False), (platform.tls_port, True)):
+            answer = anonymous_answer(platform, port, "smartcity-ingest-w1", tls)
+            assert answer.is_failure and str(answer) == "Not authorized", (port, answer)
+        assert not dropped.wait(0.5)
+        assert victim.is_connected()
+    finally:
+        victim.disconnect()
+        victim.loop_stop()
 
 
 def test_sta_mqtt_writes_only_the_sensorthings_topics(broker: Broker, clients: list[Any]) -> None:
@@ -126,26 +165,8 @@ def test_sta_mqtt_writes_only_the_sensorthings_topics(broker: Broker, clients: l
     assert operator.topics(1) == [f"smartcity/v1/gw/{GATEWAY}/commands"]
 
 
-def test_without_the_listener_the_config_has_no_per_listener_settings(tmp_path: Path) -> None:
-    common: dict[str, Any] = {"host": "127.0.0.1", "port": 1883, "password_file": tmp_path / "p",
-                              "acl_file": tmp_path / "a", "persistence_dir": tmp_path}
-    plain = broker_config(**common).splitlines()
-    assert "per_listener_settings true" not in plain
-    with_open = broker_config(**common, open_data=OpenDataListener(1884, tmp_path / "o")).splitlines()
-    assert with_open[0] == "per_listener_settings true"
-    # The platform's listener block is the same, and every security option follows its listener line.
-    first = with_open.index("listener 1883 127.0.0.1")
-    assert with_open[first:first + 4] == plain[:4]
-    second = with_open.index("listener 1884 127.0.0.1")
-    assert with_open[second + 1:second + 3] == ["allow_anonymous true", f"acl_file {tmp_path / 'o'}"]
-
-
-def test_an_anonymous_client_cannot_take_over_a_platform_clients_id(broker: Broker,
-                                                                     request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["broker"] == "listener":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "mosquitto 2.0 client ids are broker-wide: on the platform's broker an anonymous client can take over "
-            "a platform client's id (see deploy/mosquitto.py OpenDataListener); the bridged broker is the fix")))
+def test_an_anonymous_client_cannot_take_over_a_platform_clients_id(broker: Broker) -> None:
+    # On the open-data broker the id is the anonymous client's own: the platform's client is elsewhere.
     victim = mqtt.new_client(settings_for(broker, "operator"), "smartcity-ingest-w1")
     dropped = threading.Event()
     victim.on_disconnect = lambda *_a: dropped.set()

@@ -108,6 +108,7 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     before = demo_children(proc.pid)
     assert {"ingest", "edge-gw-vs-01", "edge-gw-ws-01", "rules", "api", "sim", "mosquitto", "influxd"} <= set(before)
     grafana = _grafana_started(out, state, url)
+    _gateways_use_tls(out, before["edge-gw-vs-01"], state)
 
     killed_ms = int(time.time() * 1000)
     os.kill(before["ingest"], signal.SIGKILL)
@@ -158,6 +159,17 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     assert "rules" not in restarts
     assert not Path(f"/proc/{grafana}").exists(), "the demo left Grafana running"
     assert time.monotonic() - started < 60
+
+
+def _gateways_use_tls(out: Path, edge_pid: int, state: Path) -> None:
+    """The edge agents reach the broker on its TLS listener and verify it against the demo's CA."""
+    line = next(ln for ln in out.read_text().splitlines() if ln.strip().startswith("TLS on"))
+    tls_port = line.split()[2].lstrip(":")
+    env = dict(item.split("=", 1) for item in
+               Path(f"/proc/{edge_pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+    assert env["SMARTCITY_MQTT_PORT"] == tls_port
+    assert env["SMARTCITY_MQTT_TLS_CA"] == str(state / "tls" / "ca.crt")
+    assert "SMARTCITY_INFLUX_PASSWORD" not in env  # an edge agent has no business with InfluxDB
 
 
 def _authentication_is_on(url: str, state: Path) -> None:

@@ -1,8 +1,8 @@
-"""Fixtures of the SensorThings MQTT tests: a registry with a classified device, a broker with the open-data listener.
+"""Fixtures of the SensorThings MQTT tests: a registry with a classified device, a broker with open data.
 
-The shared ``broker`` fixture (tests/conftest.py) has neither the open-data listener nor the
-sta-mqtt account; ``sta_broker`` here starts one that has both, in the two set-ups of
-tests/deploy/test_mosquitto_sta_listener.py (the listener, the bridged open-data broker).
+The shared ``broker`` fixture (tests/conftest.py) has neither the sta-mqtt account nor an open-data
+broker; ``sta_broker`` here starts the platform's broker with both accounts and the bridged open-data
+broker of tests/deploy/test_mosquitto_sta_listener.py (the platform's broker is never anonymous).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def registry(registry_file: Path) -> Registry:
     return load(registry_file)
 
 
-@pytest.fixture(params=["listener", "bridged"])
-def sta_broker(tmp_path: Path, registry: Registry, request: pytest.FixtureRequest) -> Iterator[Broker]:
+@pytest.fixture
+def sta_broker(tmp_path: Path, registry: Registry) -> Iterator[Broker]:
     """The platform's mosquitto (accounts for the gateways, sta-mqtt, sta-bridge and operator); its
-    open_data_port is its own open-data listener's or that of a bridged open-data broker."""
+    open_data_port is that of the bridged open-data broker (the platform's has no anonymous listener)."""
     users = {u: new_password() for u in (*registry.gateways, STA_MQTT_USER, STA_BRIDGE_USER, "operator")}
-    with platform_with_open_data(tmp_path / "broker", users, request.param) as b:
+    with platform_with_open_data(tmp_path / "broker", users) as b:
         yield b
 
 
