@@ -144,11 +144,17 @@ class Ack:
     device: str
     status: AckStatus
     detail: str = ""
+    # When the gateway acknowledged (unix seconds; optional on the wire). The ingest stores the ack at this
+    # time, so an ack the broker delivers twice (after a restart) is the same point, not a second one.
+    at: float | None = None
 
     def to_json(self) -> bytes:
         """Serialise to the wire form."""
-        return jsonfast.dumps({"id": self.id, "device": self.device, "status": self.status.value,
-                               "detail": self.detail})
+        body: dict[str, object] = {"id": self.id, "device": self.device, "status": self.status.value,
+                                   "detail": self.detail}
+        if self.at is not None:
+            body["at"] = self.at
+        return jsonfast.dumps(body)
 
 
 def parse_ack(payload: bytes | bytearray | str) -> Ack:
@@ -156,5 +162,9 @@ def parse_ack(payload: bytes | bytearray | str) -> Ack:
     obj = _json_object(payload, "ack")
     status = _member(AckStatus, obj, "status")
     detail = obj.get("detail", "")
+    at = obj.get("at")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
+        raise CommandError(f"ack 'at' must be a number (unix seconds), not {type(at).__name__}")
     return Ack(_require(obj, "id", str), _require(obj, "device", str), status,
-               detail if isinstance(detail, str) else str(detail))
+               detail if isinstance(detail, str) else str(detail),
+               None if at is None else _finite(float(at), "at"))

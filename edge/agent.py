@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.commands import Command
 from core.errors import ConfigError
+from core.log_limit import LogLimiter
 from core.senml import Reading
 from core.settings import MqttSettings
 from edge import health
@@ -89,6 +91,8 @@ class EdgeAgent:
         self._started_at = time.monotonic()
         self._running = False
         self.readings_in = 0
+        self.unstored_frames = self.unstored_readings = 0  # received, but the queue could not store them
+        self._unstored_log = LogLimiter(60.0)
         self.reconfigurations = 0
         self.devices = config.devices_by_id()
         self.uplink = Uplink(config.gateway, mqtt_settings, queue, self._on_command,
@@ -237,7 +241,18 @@ class EdgeAgent:
             self._accept(rg15_readings(device, reading, received))
 
     def _accept(self, readings: list[Reading], fcnt: tuple[str, int] | None = None) -> None:
-        self.queue.extend(readings, fcnt=fcnt)
+        try:
+            self.queue.extend(readings, fcnt=fcnt)
+        except sqlite3.Error as exc:
+            # A full or failing disk: the frame is lost here, after the radio. Counted as a lost frame (and
+            # its readings as unstored), so the loss shows in the health counters; never raised into the
+            # port's reader, which would only log it.
+            self.unstored_frames += 1
+            self.unstored_readings += len(readings)
+            if self._unstored_log.allow():
+                log.error("gateway %s: the queue cannot store readings (%s): %d frames lost so far", self.gateway,
+                          exc, self.unstored_frames)
+            return
         self.readings_in += len(readings)
         for r in readings:
             if r.metric in CONFIRMING_METRICS and isinstance(r.value, float | bool):
@@ -272,7 +287,8 @@ class EdgeAgent:
             serial.append(self.lora)
         counters = health.report(self.queue, self.uplink, self.actuator, started=self._started_at,
                                  readings_in=self.readings_in, frame_problems=[dict(self.converter.problems)],
-                                 lost_frames=[self.converter.lost_frames], serial=serial)
+                                 lost_frames=[self.converter.lost_frames, self.unstored_frames], serial=serial)
+        counters["readings_unstored"] = float(self.unstored_readings)
         counters["config_reconfigurations"] = self.reconfigurations
         if bridge is not None:
             counters["ns_uplinks"] = bridge.uplinks

@@ -9,6 +9,7 @@ queue is sent again. So a batch is sent twice only on an honest redelivery, when
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ import paho.mqtt.client as paho
 
 from core import jsonfast, topics
 from core.commands import Ack, Command, CommandError, parse_command
+from core.log_limit import LogLimiter
 from core.mqtt_service import MqttLink, Will
 from core.settings import MqttSettings
 from core.topics import Channel
@@ -47,6 +49,10 @@ class Uplink:
         self._since = time.time()  # of the last birth
         self._next_status = time.monotonic() + status_interval
         self.status_reports = 0
+        self._ack_lock = threading.Lock()
+        self._last_ack_at = 0.0
+        self.flush_errors = 0
+        self._flush_error_log = LogLimiter(60.0)
         self.batches_sent = 0  # acknowledged by the broker
         self.readings_sent = 0
         self.bad_commands = 0
@@ -90,7 +96,7 @@ class Uplink:
         deadline = time.monotonic() + drain_seconds
         while (len(self._queue) or self._inflight) and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
-            self.flush()
+            self._guarded(self.flush)
         if self.connected.is_set():
             info = self._client.publish(topics.topic(self.gateway, Channel.STATUS),
                                         jsonfast.dumps({"state": "offline"}), qos=1, retain=True)
@@ -98,7 +104,15 @@ class Uplink:
         self.link.stop()
 
     def send_ack(self, ack: Ack) -> None:
-        """Publish a command acknowledgement (queued by paho if the link is down)."""
+        """Publish a command acknowledgement (queued by paho if the link is down), stamped with its time.
+
+        The times of one agent's acks strictly increase (by at least a microsecond): the ingest stores each
+        ack at its own time, and two acks of one device and status at the same time would be one point.
+        """
+        if ack.at is None:
+            with self._ack_lock:
+                self._last_ack_at = max(round(time.time(), 6), round(self._last_ack_at + 1e-6, 6))
+                ack = dataclasses.replace(ack, at=self._last_ack_at)
         self._client.publish(topics.topic(self.gateway, Channel.ACKS), ack.to_json(), qos=1)
 
     def status(self) -> dict[str, object]:
@@ -137,9 +151,20 @@ class Uplink:
 
     def _publish_loop(self) -> None:
         while not self._stop.wait(self._flush_interval):
-            self.flush()
-            self._report_status()
-        self.flush()
+            self._guarded(self.flush)
+            self._guarded(self._report_status)
+        self._guarded(self.flush)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        # The queue failing (a full disk: SQLite refuses to seal) must not end the only thread that
+        # publishes: it tries again next round, and sends what is queued once there is space again.
+        try:
+            step()
+        except Exception:
+            self.flush_errors += 1
+            if self._flush_error_log.allow():
+                log.exception("gateway %s: publishing round failed (%d so far); trying again", self.gateway,
+                              self.flush_errors)
 
     def flush(self) -> None:
         """Forget acknowledged batches, seal what is pending, hand new batches to paho while connected."""

@@ -3,8 +3,9 @@
 Nothing a client sends can make this raise: a message or record that is wrong becomes a counted
 dead letter (reason, first message, first bytes) next to the points of whatever was good in it.
 Points take their time from the payload where it has one (reading times, a birth's ``since``, a
-command's ``issued_at``); otherwise from a per-worker clock that never repeats a microsecond, so
-two acks received in one microsecond stay two points.
+command's ``issued_at``, an ack's ``at``), so a message the broker delivers twice is the same point
+again; otherwise from a per-worker clock that never repeats a microsecond, so two acks of an older
+agent (without ``at``) received in one microsecond stay two points.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class MessageConverter:
             except CommandError as exc:
                 raise RejectedMessageError("bad_ack", str(exc)) from None
             device = self._registry.get().devices.get(ack.device)
-            return [ack_line(gateway, ack, self.clock_us(now), *_place_of(device))], None
+            # At the gateway's own time where it is sane: an ack the broker delivers again is the same point.
+            at_us = micros(ack.at) if ack.at is not None and self._bounds.admits(ack.at, now) else self.clock_us(now)
+            return [ack_line(gateway, ack, at_us, *_place_of(device))], None
         except RejectedMessageError as exc:
             if not gateway:
                 self._messages_unknown.inc()

@@ -14,6 +14,7 @@ nothing is dropped) and says so loudly, until replay makes room.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -112,7 +113,11 @@ class Spool:
         record = _HEADER.pack(len(payload), zlib.crc32(payload), created) + payload
         offset = self._sizes[self._active]
         try:
-            os.write(self._file, record)
+            # On a nearly full disk write() stores part of the record and returns the count without
+            # raising: a record written short is a failed append, never one to acknowledge or replay.
+            written = os.write(self._file, record)
+            if written != len(record):
+                raise OSError(errno.ENOSPC, f"short write to the spool ({written} of {len(record)} bytes)")
             os.fsync(self._file)
         except OSError:
             # A short write (disk full) leaves a torn record: cut it off so the segment stays readable.

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 import rules
 from api.operators.roles import Role
 from api.operators.users import write_users_file
@@ -221,6 +223,16 @@ class Demo:
         with self._influx() as influx:
             influx.create_database()
         ensure_accounts(self.influxd, self.influx_settings.database, self.influx_passwords)
+        # One worker on a plain subscription: mosquitto 2.0 restores it after a restart, a shared one it
+        # does not (docs/reliability.md), so what the gateways publish before the ingest is back is kept.
+        # The consumers before the gateways, as in production: a batch published before the ingest's
+        # subscription exists has no taker (its persistent session keeps what arrives after).
+        self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state), "--share-group", ""],
+                      "ingest", influx_user="ingest", ready=self._ingest_connected)
+        rules = ["--rules", self.args.rules or str(DEMO_RULES)]
+        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
+                      "rules", influx_user="rules")
+        self.supervisor.wait_ready("ingest", 30)
         port_map = self.state / "ports.json"
         self._service("sim", ["sim", "--lora-modem", self.args.lora_modem, "--port-map", str(port_map),
                               "--report-interval", str(self.args.report_interval),
@@ -235,11 +247,6 @@ class Demo:
                                               "--port-map", str(port_map),
                                               "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER,
                           after="sim")
-        self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state)], "ingest",
-                      influx_user="ingest")
-        rules = ["--rules", self.args.rules or str(DEMO_RULES)]
-        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
-                      "rules", influx_user="rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port),
@@ -260,7 +267,18 @@ class Demo:
         """Stop the services in data-flow order: the edge agents flush their last batches before
         ingest stops, so the summary counts everything the devices sent. The supervisor restarts
         nothing from here on."""
-        self.supervisor.stop(self.services)
+        # (They start consumers first; sorted is stable, so the rest keep their start order.)
+        self.supervisor.stop(sorted(self.services, key=lambda n: 0 if n == "sim" else 1 if n.startswith("edge-")
+                                    else 2))
+
+    def _ingest_connected(self) -> bool:
+        """The ingest says on /healthz that it is connected to the broker (it subscribes on connecting)."""
+        path = self.state / "ingest" / "demo" / "status.json"
+        try:
+            health = httpx.get(f"{json.loads(path.read_text())['url']}/healthz", timeout=1).json()
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            return False
+        return bool(health.get("mqtt") == "connected")
 
     def stop(self) -> None:
         """Stop the services, then the servers (by PID, whichever process each is now)."""

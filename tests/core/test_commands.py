@@ -43,3 +43,12 @@ def test_ack_round_trip_and_errors():
         parse_ack(b'{"id":"a","device":"d","status":"maybe"}')
     with pytest.raises(CommandError, match="JSON"):
         parse_ack(b"nope")
+
+
+def test_an_ack_carries_the_gateways_time_when_given():
+    ack = Ack("abc", "d", AckStatus.APPLIED, "ok", at=1_700_000_000.123456)
+    assert parse_ack(ack.to_json()) == ack
+    assert b'"at"' not in Ack("abc", "d", AckStatus.APPLIED).to_json()  # older agents: no time, still valid
+    for bad in (b'"soon"', b"true", b"[1]"):
+        with pytest.raises(CommandError, match="at"):
+            parse_ack(b'{"id":"a","device":"d","status":"applied","at":' + bad + b"}")

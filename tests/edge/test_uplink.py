@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core import jsonfast, mqtt, senml, topics
-from core.commands import Action, Command
+from core.commands import Ack, AckStatus, Action, Command, parse_ack
 from core.senml import Reading
 from core.topics import Channel
 from deploy.mosquitto import start_mosquitto
@@ -143,3 +143,21 @@ def test_a_batch_the_broker_refuses_stays_in_the_queue_and_is_counted(broker, tm
     finally:
         uplink.stop(drain_seconds=0)
         queue.close()
+
+
+def test_acks_carry_their_time_strictly_increasing(broker, uplink_parts):
+    """The ingest stores an ack at its `at`: redelivered, it is the same point; two acks never share a time."""
+    uplink, _, _ = uplink_parts
+    uplink.start()
+    wait_for(uplink.connected.is_set, 5)
+    sub = Subscriber(broker, f"smartcity/v1/gw/{GW}/acks")
+    try:
+        before = time.time()
+        for i in range(5):  # faster than the clock moves: the times must still differ
+            uplink.send_ack(Ack(f"c-{i}", "vs-sl-101", AckStatus.APPLIED, "ok"))
+        wait_for(lambda: len(sub.payloads(Channel.ACKS)) == 5, 5)
+        times = [a["at"] for a in sub.payloads(Channel.ACKS)]
+        assert times == sorted(set(times)) and before - 1 < times[0] and times[-1] < time.time() + 1
+        assert [parse_ack(m.payload).at for m in sub.messages] == times  # as the ingest parses them
+    finally:
+        sub.close()
