@@ -95,12 +95,16 @@ def _point(feature: dict[str, Any], where: str) -> tuple[float, float]:
     geom = feature.get("geometry")
     coords = geom.get("coordinates") if isinstance(geom, dict) else None
     if not isinstance(geom, dict) or geom.get("type") != "Point" or not isinstance(coords, list) \
-            or len(coords) < 2 or not all(isinstance(c, int | float) for c in coords[:2]):
+            or len(coords) < 2 or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords[:2]):
         raise RegistryError(f"{where}: geometry must be a Point with [lon, lat] coordinates")
-    lon, lat = float(coords[0]), float(coords[1])
+    # Compared before float(): a JSON integer beyond float range (the standard library's parser reads
+    # one) made float() raise OverflowError. Only the two checked numbers are shown: a third may be too
+    # long for str(), and a huge one is named, not printed.
+    lon, lat = coords[0], coords[1]
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise RegistryError(f"{where}: coordinates out of range: {coords!r}")
-    return lon, lat
+        shown = [c if -1e308 < c < 1e308 else "beyond float range" for c in (lon, lat)]
+        raise RegistryError(f"{where}: coordinates out of range: {shown!r}")
+    return float(lon), float(lat)
 
 
 def _device(ident: str, props: dict[str, Any], lon: float, lat: float, where: str) -> Device:

@@ -50,6 +50,7 @@ def _mutate(path, value):
     (("features", 1, "properties", "id"), "bad id", "must match"),
     (("features", 1, "geometry"), {"type": "Point", "coordinates": [500, 1]}, "out of range"),
     (("features", 1, "geometry"), {"type": "Polygon", "coordinates": []}, "Point"),
+    (("features", 1, "geometry"), {"type": "Point", "coordinates": [True, False]}, "Point"),  # bool is an int
     (("features", 0, "properties", "gemeente"), KeyError, "'gemeente'"),
 ])
 def test_bad_registries_are_refused_naming_the_feature_and_field(path, value, message):

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 # shapely 2 ships no type information (no py.typed, no stubs installed): these imports are untyped.
 import shapely.geometry  # type: ignore[import-untyped]
 import shapely.wkt  # type: ignore[import-untyped]
@@ -28,7 +30,12 @@ def parse_wkt(body: str) -> BaseGeometry:
     """The geometry of a WKT text (an OData ``SRID=4326;`` prefix is allowed); ValueError naming why not."""
     text = _SRID.sub("", body, count=1)
     try:
-        geometry = shapely.wkt.loads(text)
+        # A coordinate beyond float range ('POINT(1 1e999)') overflows in shapely's ufunc: numpy would
+        # warn (an exception where warnings are errors) and make it inf. errstate is per thread.
+        with np.errstate(over="raise"):
+            geometry = shapely.wkt.loads(text)
+    except FloatingPointError:
+        raise ValueError("a coordinate is beyond float range") from None
     except (ShapelyError, ValueError, TypeError) as e:
         raise ValueError(_short(str(e)) or "not well-known text") from None
     if not isinstance(geometry, BaseGeometry):  # pragma: no cover - loads returns geometries only
