@@ -30,7 +30,6 @@ import rules
 from api.operators.roles import Role
 from api.operators.users import write_users_file
 from core.influx import InfluxClient, InfluxConfig, InfluxError
-from core.kinds import KINDS
 from core.registry import load
 from core.runtime import stop_event
 from core.settings import NS_MQTT_ENV, InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
@@ -49,6 +48,7 @@ from deploy.mosquitto import (
 from deploy.mosquitto_open_data import start_open_data_broker
 from deploy.processes import ChildProcess, ServiceError, free_port, new_password, port_is_free
 from edge.lora_keys import KeyRing
+from smartcity import demo_summary
 from smartcity.demo_supervision import (
     any_down,
     event_lines,
@@ -101,7 +101,7 @@ class Demo:
         self.logs = self.state / "logs"
         self.registry = load(args.registry)
         self.supervisor = new_supervisor(self.state)
-        self.services: list[str] = []  # in start order, which is data-flow order: they stop in it too
+        self.services: list[str] = []  # in start order (consumers first); stop_services goes in data-flow order
         self.broker: Broker | None = None
         self.open_data: Broker | None = None  # anonymous, read-only SensorThings MQTT (bridged from the broker)
         self.influxd: Influxd | None = None
@@ -288,47 +288,20 @@ class Demo:
             self.grafana = None
         self.supervisor.stop(["influxd", "mosquitto-open-data", "mosquitto"])
 
-    def _counts(self, influx: InfluxClient, measurement: str, field: str, where: str = "",
-                group: str = "") -> dict[str, int]:
-        # Only this run's data: a reused state directory keeps earlier runs' points.
-        q = f'SELECT count("{field}") FROM "{measurement}" WHERE time >= {self.since_ms}ms {where}'
-        if group:
-            q += f' GROUP BY "{group}"'
-        return {s.tags.get(group, ""): int(s.values[0][1]) for s in influx.query(q) if s.values}
-
     def progress(self) -> str:
         """One line on what has arrived so far, for the person watching."""
         try:
             with self._influx() as influx:
-                counts = {k: sum(self._counts(influx, k, next(iter(spec.metrics))).values())
-                          for k, spec in KINDS.items()}
-                commands = sum(self._counts(influx, "command", "id").values())
+                line = demo_summary.progress_line(influx, self.since_ms)
         except InfluxError as exc:
             return f"InfluxDB not answering: {exc}"
-        return ("stored " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" reports; {commands} commands; "
-                f"restarts: {restarts_text(self.supervisor)}")
+        return f"{line}; restarts: {restarts_text(self.supervisor)}"
 
     def summary(self) -> list[str]:
         """What reached InfluxDB: reports per kind, commands sent and acknowledged, light levels now."""
-        out = []
         with self._influx() as influx:
-            for kind, spec in KINDS.items():
-                per_device = self._counts(influx, kind, next(iter(spec.metrics)), group="device")
-                out.append(f"  {kind:<13} {sum(per_device.values()):>6} reports from {len(per_device)} devices")
-            out.extend(self._lorawan_summary(influx))
-            sent = sum(self._counts(influx, "command", "id").values())
-            acks = self._counts(influx, "command_ack", "id", group="status")
-            out.append(f"  commands sent {sent}, acknowledged: "
-                       + (", ".join(f"{k} {v}" for k, v in sorted(acks.items())) or "none"))
-            dimmed = sum(self._counts(influx, "street_light", "dim_level", 'AND "dim_level" < 100').values())
-            levels = {s.tags["wijk"]: int(s.values[0][1]) for s in influx.query(
-                f'SELECT last("dim_level") FROM "street_light" WHERE time >= {self.since_ms}ms GROUP BY "wijk"')}
-            out.append(f"  street-light reports below 100 %: {dimmed}; latest level per wijk: "
-                       + ", ".join(f"{w} {v} %" for w, v in sorted(levels.items())))
-            dead = self._counts(influx, "dead_letter", "count", group="reason")
-            out.append("  dead letters: " + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) or "none")
-                       + "   (smartcity dead-letters lists them)")
-        return out + summary_lines(self.supervisor)
+            lines = demo_summary.summary_lines(influx, self.since_ms, self.registry, self.args.network_server)
+        return lines + summary_lines(self.supervisor)
 
     def grafana_line(self) -> str:
         """Where the dashboards are: Grafana's URL, or why there is none."""
@@ -344,24 +317,6 @@ class Demo:
             return "no network server: the lorawan devices are left out (--network-server)"
         return (f"simulated {flavour}, application {NS_APPLICATIONS[flavour]} per gateway, on the broker above "
                 f"(accounts {NETWORK_SERVER_USER}, {NS_BRIDGE_USER})")
-
-    def _lorawan_summary(self, influx: InfluxClient) -> list[str]:
-        """How many of the reports above came through the network server, and from how many devices."""
-        by_kind: dict[str, list[str]] = {}
-        for d in self.registry.devices.values():
-            if d.link == "lorawan":
-                by_kind.setdefault(d.kind, []).append(d.id)
-        if not by_kind:
-            return []
-        reports = reporting = 0
-        for kind, ids in sorted(by_kind.items()):
-            where = "AND (" + " OR ".join(f"\"device\" = '{i}'" for i in sorted(ids)) + ")"
-            per_device = self._counts(influx, kind, next(iter(KINDS[kind].metrics)), where, group="device")
-            reports += sum(per_device.values())
-            reporting += len(per_device)
-        total = sum(len(ids) for ids in by_kind.values())
-        return [f"  through the network server ({self.args.network_server}): {reports} reports from "
-                f"{reporting} of {total} lorawan devices"]
 
     def ingest_status_url(self, timeout: float = 5.0) -> str:
         """The ingest worker's /metrics and /healthz base URL (it writes it once it is up)."""
