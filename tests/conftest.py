@@ -72,15 +72,16 @@ def influx(influxd: Influxd) -> Iterator[InfluxClient]:
     client.close()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> object:
-    """Poll until predicate() is truthy; fail the test with a clear message on timeout."""
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05,
+             what: str | None = None) -> object:
+    """Poll until predicate() is truthy; fail the test with a clear message (what was awaited) on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}")
+    raise AssertionError(f"condition not met within {timeout} s: {what or getattr(predicate, '__name__', predicate)}")
 
 
 @pytest.fixture

@@ -321,7 +321,8 @@ def test_an_unwritable_password_file_changes_nothing(setup: Setup, tmp_path: Pat
     # root writes anything: run the CLI without the capability that lets it (file modes then apply to it too).
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
     if prefix and shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv (util-linux): file modes do not bind root")
+        pytest.fail("running as root without setpriv, so file modes would not bind the CLI: run scripts/bootstrap "
+                    "(apt-get install util-linux)")
     passwd.chmod(0o444)
     ro.chmod(0o555)
     try:

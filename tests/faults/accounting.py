@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 from core.kinds import KINDS
 from ingest.sequence import audit
-from tests.faults.pipeline import COMMAND_TTL, REPORT_INTERVAL, STATUS_INTERVAL, City, Restart, wait_for_true
+from tests.conftest import wait_for
+from tests.faults.pipeline import COMMAND_TTL, REPORT_INTERVAL, STATUS_INTERVAL, City, Restart
 
 FINAL_ACKS = {"applied", "rejected", "expired", "failed"}
 
@@ -111,7 +112,7 @@ def time_to_recover(city: City, restart: Restart, timeout: float = 60.0, gateway
             return first_command_after(city, restart.restarted_at)
         return first_reading_after(city, restart.restarted_at, gateway)
 
-    wait_for_true(recovered, timeout, f"a new reading stored after {restart.part} restarted", interval=0.05)
+    wait_for(recovered, timeout, interval=0.05, what=f"a new reading stored after {restart.part} restarted")
     return round(time.time() - restart.restarted_at, 2)
 
 
@@ -183,7 +184,7 @@ def drain_and_tally(city: City, fault: str, run: int, *, drain_timeout: float = 
         return len(runs) == len(city.registry.gateways) and all(
             a.last_queue_depth == 0 and a.last_report_ms > stopped_ms + 1000 for a in runs.values())
 
-    wait_for_true(drained, drain_timeout, "every agent's queue empty after the simulator stopped")
+    wait_for(drained, drain_timeout, what="every agent's queue empty after the simulator stopped")
     ids: list[str] = []
     acks: dict[str, list[tuple[str, str]]] = {}
 
@@ -193,7 +194,7 @@ def drain_and_tally(city: City, fault: str, run: int, *, drain_timeout: float = 
         return all(i in acks for i in ids)
 
     with contextlib.suppress(AssertionError):  # reported (commands_without_ack) and asserted by the test
-        wait_for_true(all_acked, COMMAND_TTL + 20, "an ack for every command")
+        wait_for(all_acked, COMMAND_TTL + 20, what="an ack for every command")
     # The last health reports and readings are through the ingest once two looks agree.
     previous: object = None
 
@@ -203,7 +204,7 @@ def drain_and_tally(city: City, fault: str, run: int, *, drain_timeout: float = 
         same, previous = now == previous, now
         return same
 
-    wait_for_true(stable, 15, "stored counts stable", interval=1.0)
+    wait_for(stable, 15, interval=1.0, what="stored counts stable")
     for gw in city.registry.gateways:
         city.stop_part(f"edge-{gw}")
     city.stop_part("ingest")

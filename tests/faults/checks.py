@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from tests.conftest import wait_for
 from tests.faults.accounting import Tally
-from tests.faults.pipeline import STATUS_INTERVAL, City, wait_for_true
+from tests.faults.pipeline import STATUS_INTERVAL, City
 
 STREAM_TIMEOUT = 40.0  # the first readings of both gateways stored (several Python processes start on 2 cores)
 
@@ -18,7 +19,7 @@ def wait_for_stream(city: City) -> None:
         rows = city.query('SELECT last("power") FROM "street_light" GROUP BY "gateway"')
         return {str(r["gateway"]) for r in rows} == gateways
 
-    wait_for_true(flowing, STREAM_TIMEOUT, "readings of every gateway stored")
+    wait_for(flowing, STREAM_TIMEOUT, what="readings of every gateway stored")
 
 
 def steady(seconds: float) -> None:

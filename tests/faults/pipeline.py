@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from deploy.influxdb import Influxd, start_influxd
 from deploy.mosquitto import Broker, start_mosquitto
 from deploy.processes import ChildProcess, new_password, spawn, wait_until
 from edge.lora_keys import KeyRing
+from tests.conftest import wait_for
+from tests.e2e.test_pipeline import FAST_RULES  # the same presence rule: commands every few seconds
 from tests.faults.tap import Tap
 from tests.faults.tcp_proxy import TcpProxy
 
@@ -35,20 +36,6 @@ INGEST_WORKER = "faults"
 STATUS_INTERVAL = 0.5  # the agents' health reports: the accepted counts the tests compare with
 COMMAND_TTL = 5.0  # commands the lights never confirm expire (and are acked) within a run
 REPORT_INTERVAL = float(os.environ.get("SMARTCITY_FAULT_REPORT_INTERVAL", "0.5"))
-
-# Presence in the last 1.2 s -> lights to 100 %, else 20 % (as tests/e2e): commands every few seconds.
-FAST_RULES = """
-version = 2
-[[rules]]
-name = "presence-lighting"
-kind = "occupancy"
-group_by = "wijk"
-values.present = { metric = "presence", fn = "max", over = 1.2 }
-when = "present > 0"
-urgent = true
-on_activate = [{ command = "dim", params = { level = 100 }, targets = { kind = "street_light" } }]
-on_clear = [{ command = "dim", params = { level = 20 }, targets = { kind = "street_light" } }]
-"""
 
 
 @dataclass
@@ -106,9 +93,9 @@ class City:
         # publishes): a batch published before the ingest's subscription exists has no taker.
         self.start_part("ingest")
         self.start_part("rules")
-        wait_for_true(self.ingest_connected, 30, "the ingest connected to the broker")
+        wait_for(self.ingest_connected, 30, what="the ingest connected to the broker")
         self.start_part("sim")
-        wait_for_true(self.port_map.exists, 15, "the simulator's port map")
+        wait_for(self.port_map.exists, 15, what="the simulator's port map")
         for gw in self.registry.gateways:
             self.start_part(f"edge-{gw}")
 
@@ -235,17 +222,6 @@ class City:
             return [{**s.tags, **row} for s in self.influx.query(q, epoch=epoch) for row in s.rows()]
         except InfluxError:
             return []
-
-
-def wait_for_true(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
-    """Poll predicate until truthy; AssertionError naming what after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def read_json(path: Path) -> object:
