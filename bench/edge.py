@@ -1,4 +1,4 @@
-"""Edge agent footprint: RSS, threads and CPU of `smartcity edge` at 10 and 100 readings/s, beside a bare reader.
+"""Edge agent footprint: RSS, threads, CPU of `smartcity edge` at 10 and 100 readings/s, beside a bare reader and TB.
 
 Target (performance.md, the edge issue): <= 35 MB RSS and <= 1 % of one core at 10 readings/s, durable
 queue on. The peer for context: ThingsBoard IoT Gateway 3.8.5, 63 MB RSS, 16-19 threads, ~4 % of a core
@@ -14,8 +14,13 @@ mosquitto on a free loopback port:
   QoS 1 every --flush-interval), registry of that gateway and its lights, a fresh --state-dir;
 - bare: bench/edge_bare.py (python + paho + pyserial: the agent's modem commands, one QoS 1 message of
   the frame's hex per frame, no decode, no queue);
+- tb (the peer): ThingsBoard IoT Gateway 3.8.5 in a venv of its own (bench/edge_tb.py,
+  bench/thingsboard/): TB's own custom serial connector and uplink converter, taught the same modem
+  commands (rn2483_connector.py), the frame's hex as telemetry to v1/gateway/telemetry, in-memory
+  storage as shipped, its own broker account; the bench answers its getSessionLimits RPC;
 - a subscriber in this process counts what reaches the broker (SenML records for ours, 6 per frame for
-  bare): readings delivered/s, so that a process that did not do the work cannot look cheap.
+  bare and per frame entry of TB's telemetry): readings delivered/s, so that a process that did not do
+  the work cannot look cheap.
 
 After the process delivers its first readings and a warm-up (--warmup, 10 s), the measured window of
 --seconds (60; shorter runs are for smoke tests, not for the record) takes CPU = delta of utime + stime
@@ -25,7 +30,7 @@ waits), and also mosquitto's, the simulator's and the rest of the machine's CPU 
 noisy window shows). After the window the simulator stops first, then the process (the agent drains its
 queue); every frame the modem put on the serial line must have reached the broker (6 readings each).
 
-    .venv/bin/python bench/edge.py --json /tmp/edge.json      # 2 rates x 2 processes x 60 s, ~5 min
+    .venv/bin/python bench/edge.py --json /tmp/edge.json      # 2 rates x 3 processes x 60 s, ~8 min
     .venv/bin/python bench/edge.py --seconds 5 --warmup 2     # smoke run, ~1 min
 """
 
@@ -49,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ is not in the editable install's package map
 
 from bench import edge_support as s  # noqa: E402
+from bench import edge_tb as tb  # noqa: E402
 from deploy.mosquitto import Broker, start_mosquitto  # noqa: E402
 from deploy.processes import ChildProcess, new_password, spawn  # noqa: E402
 from edge.lora_keys import KeyRing  # noqa: E402
@@ -56,6 +62,9 @@ from edge.lora_keys import KeyRing  # noqa: E402
 RECORDABLE_SECONDS = 60.0
 TARGET_RSS_MB, TARGET_CPU_PCT, TARGET_RATE = 35.0, 1.0, 10.0
 PEER = "ThingsBoard IoT Gateway 3.8.5 (quoted): 63 MB RSS, 16-19 threads, ~4 % of a core at 10 msg/s, in-memory"
+KINDS = ("ours", "bare", "tb")
+LABELS = {"ours": "ours: smartcity edge", "bare": "bare: python + paho + pyserial",
+          "tb": "peer: ThingsBoard IoT Gateway 3.8.5"}
 
 
 def log(msg: str) -> None:
@@ -71,9 +80,15 @@ class Bench:
         self.python = sys.executable
         self.keys = state / "lora-keys.json"
         KeyRing.generate().save(self.keys)
-        self.passwords = {s.GATEWAY: new_password(), s.BARE_USER: new_password(), "operator": new_password()}
+        self.passwords = {s.GATEWAY: new_password(), s.BARE_USER: new_password(), "operator": new_password(),
+                          s.TB_USER: new_password()}
+        self.with_tb = "tb" in args.kinds
+        if self.with_tb:
+            tb.ensure_venv(log)  # first run: pip's progress, tens of seconds
         self.broker: Broker = start_mosquitto(state / "broker", self.passwords)
-        self.consumer = s.Consumer("127.0.0.1", self.broker.port, self.passwords["operator"])
+        if self.with_tb:
+            tb.grant(self.broker)
+        self.consumer = s.Consumer("127.0.0.1", self.broker.port, self.passwords["operator"], tb=self.with_tb)
         self.consumer.start()
         self.children: list[ChildProcess] = []
         log(f"mosquitto pid {self.broker.child.pid} on 127.0.0.1:{self.broker.port}, "
@@ -138,6 +153,11 @@ class Bench:
                     "--duration", str(self.phase_limit())]
             # As on a gateway's base install, which has no orjson (this venv has it for the servers).
             return self.start(phase, argv, {**self.env(s.GATEWAY), "SMARTCITY_JSON": "stdlib"}), s.GATEWAY
+        if kind == "tb":
+            config = tb.write_config(self.state / phase, broker_port=self.broker.port, modem_pty=pty,
+                                     password=self.passwords[s.TB_USER], logs_json=tb.package_logs_json())
+            argv, env = tb.argv_env(config)
+            return self.start(phase, argv, env), s.TB_USER
         argv = [self.python, str(ROOT / "bench" / "edge_bare.py"), "--port", pty, "--duration", str(self.phase_limit())]
         return self.start(phase, argv, self.env(s.BARE_USER)), s.BARE_USER
 
@@ -147,7 +167,7 @@ class Bench:
         lights = s.lights_for(rate, args.report_interval)
         phase = f"{kind}-{rate:g}-{rep}"
         others_before = s.wait_for_quiet(args.wait_quiet, log) if args.wait_quiet > 0 else None
-        label = "ours: smartcity edge" if kind == "ours" else "bare: python + paho + pyserial"
+        label = LABELS[kind]
         log(f"phase {phase}: {label}, {rate:g} readings/s ({lights} street lights every {args.report_interval:g} s)")
         sim, pty, sim_stats = self.start_sim(phase, lights)
         proc, user = self.subject(kind, phase, lights, pty)
@@ -192,6 +212,8 @@ class Bench:
         finally:
             # The simulator first: no more frames; the agent then drains its queue as it stops.
             self.stop(sim)
+            if kind == "tb":
+                tb.settle(lambda: self.consumer.snapshot(user).readings, proc.running)
             status = self.stop(proc)
         time.sleep(0.5)
         total = self.consumer.snapshot(user).readings
@@ -269,28 +291,39 @@ def report(phases: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
                    f"| {r['frames_dropped_at_modem']} | {r['mosquitto_cpu_pct']:.2f} | {r['others_cpu_pct']:.1f} |")
     out += ["", "| rate | run | RSS ours / bare | peak RSS ours / bare | threads ours / bare | CPU ours / bare "
             "| delivered ours / bare |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for (rate, rep), pair in sorted(pairs(phases).items()):
+    for (rate, rep), pair in sorted(pairs(phases, "bare").items()):
         ours, bare = pair["ours"], pair["bare"]
         out.append(f"| {rate:g}/s | {rep + 1} | {ratio(ours['rss_mb'], bare['rss_mb'])} "
                    f"| {ratio(ours['hwm_mb'], bare['hwm_mb'])} | {ours['threads']:.0f} / {bare['threads']:.0f} "
                    f"| {ratio(ours['cpu_pct'], bare['cpu_pct'])} "
                    f"| {ratio(ours['delivered_per_s'], bare['delivered_per_s'])} |")
+    tb_pairs = sorted(pairs(phases, "tb").items())
+    if tb_pairs:
+        out += ["", "| rate | run | RSS ours / TB | peak RSS ours / TB | threads ours / TB | CPU ours / TB "
+                "| wakeups/s ours / TB | delivered ours / TB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (rate, rep), pair in tb_pairs:
+        ours, peer = pair["ours"], pair["tb"]
+        out.append(f"| {rate:g}/s | {rep + 1} | {ratio(ours['rss_mb'], peer['rss_mb'])} "
+                   f"| {ratio(ours['hwm_mb'], peer['hwm_mb'])} | {ours['threads']:.0f} / {peer['threads']:.0f} "
+                   f"| {ratio(ours['cpu_pct'], peer['cpu_pct'])} "
+                   f"| {ours['wakeups_per_s']:.0f} / {peer['wakeups_per_s']:.0f} "
+                   f"| {ratio(ours['delivered_per_s'], peer['delivered_per_s'])} |")
     out.append("")
     for r in (r for r in phases if r["kind"] == "ours" and r["rate"] == TARGET_RATE):
         ok_rss, ok_cpu = r["hwm_mb"] <= TARGET_RSS_MB, r["cpu_pct"] <= TARGET_CPU_PCT
         out.append(f"- target at {TARGET_RATE:g} readings/s, run {r['rep'] + 1}: RSS <= {TARGET_RSS_MB:g} MB "
                    f"{'met' if ok_rss else 'MISSED'} (peak {r['hwm_mb']:.1f} MB), CPU <= {TARGET_CPU_PCT:g} % "
                    f"{'met' if ok_cpu else 'MISSED'} ({r['cpu_pct']:.2f} %)")
-    out.append(f"- for context, not measured here: {PEER}")
+    out.append(f"- for context, from performance.md (other hardware; the TB rows above are this run's): {PEER}")
     return out
 
 
-def pairs(phases: list[dict[str, Any]]) -> dict[tuple[float, int], dict[str, dict[str, Any]]]:
-    """Phases grouped by (rate, repeat), keyed by kind; only complete pairs."""
+def pairs(phases: list[dict[str, Any]], other: str) -> dict[tuple[float, int], dict[str, dict[str, Any]]]:
+    """Phases grouped by (rate, repeat), keyed by kind; only those with both ours and `other`."""
     out: dict[tuple[float, int], dict[str, dict[str, Any]]] = {}
     for r in phases:
         out.setdefault((r["rate"], r["rep"]), {})[r["kind"]] = r
-    return {k: v for k, v in out.items() if {"ours", "bare"} <= set(v)}
+    return {k: v for k, v in out.items() if {"ours", other} <= set(v)}
 
 
 def ratio(a: float, b: float) -> str:
@@ -307,7 +340,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report-interval", type=float, default=3.6,
                    help="seconds between a street light's frames (lights = rate x this / 6)")
     p.add_argument("--flush-interval", type=float, default=1.0, help="`smartcity edge --flush-interval` (its default)")
-    p.add_argument("--kinds", default="ours,bare", help="processes per rate, in this order (alternated per repeat)")
+    p.add_argument("--kinds", "--readers", default=",".join(KINDS),
+                   help="processes per rate among ours,bare,tb, in this order (reversed every other repeat)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--seed", type=int, default=20261202, help="the simulator's seed (same input in every phase)")
     p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a process's first readings")
@@ -318,8 +352,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",") if x]
     kinds = [k for k in args.kinds.split(",") if k]
-    if not rates or not kinds or set(kinds) - {"ours", "bare"} or args.seconds <= 0 or args.repeat < 1:
-        p.error("need rates > 0, kinds among ours,bare, --seconds > 0 and --repeat >= 1")
+    if not rates or not kinds or set(kinds) - set(KINDS) or args.seconds <= 0 or args.repeat < 1:
+        p.error("need rates > 0, kinds among ours,bare,tb, --seconds > 0 and --repeat >= 1")
     for rate in rates:
         s.lights_for(rate, args.report_interval)
     args.rates, args.kinds = rates, kinds

@@ -24,6 +24,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 READINGS_PER_LIGHT_FRAME = 6  # dim_level, power, energy, voltage, temperature, lamp_failure
 GATEWAY = "gw-edge-bench"  # the agent's gateway (in the registry)
 BARE_USER = "gw-edge-bare"  # the bare reader's broker account (a gateway account: it may write its readings)
+TB_TOPIC = "v1/gateway/telemetry"  # ThingsBoard IoT Gateway's telemetry (bench/edge_tb.py)
+TB_USER = "tb-gw-bench"  # its broker account: what arrives on TB_TOPIC is counted under it
+TB_RPC_REQUEST, TB_RPC_RESPONSE = "v1/devices/me/rpc/request/+", "v1/devices/me/rpc/response/"
 
 
 # --- the input --------------------------------------------------------------------------------------------
@@ -141,6 +144,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def tb_frames(payload: bytes) -> int:
+    """How many frames one v1/gateway/telemetry message carries: {device: [{ts, values: {frame: hex}}, ...]}."""
+    data = json.loads(payload)
+    if not isinstance(data, dict):
+        raise ValueError("v1/gateway/telemetry payload is not an object")
+    n = 0
+    for entries in data.values():
+        for entry in entries if isinstance(entries, list) else [entries]:
+            values = entry.get("values", entry) if isinstance(entry, dict) else {}
+            n += "frame" in values
+    return n
+
+
 # --- the counting subscriber -------------------------------------------------------------------------------
 
 @dataclass
@@ -158,7 +174,8 @@ class Consumer:
     """Subscribes (as operator) to every gateway's readings and counts what arrives, per gateway.
 
     A SenML pack (the agent) counts its records; a bare reader's message (one frame's hex, not decoded)
-    counts READINGS_PER_LIGHT_FRAME, the readings that frame carries.
+    counts READINGS_PER_LIGHT_FRAME, the readings that frame carries; so does each frame entry in a
+    ThingsBoard gateway telemetry message (tb_topic, once subscribe_tb() has subscribed it).
     """
 
     host: str
@@ -167,22 +184,31 @@ class Consumer:
     raw_gateways: frozenset[str] = frozenset({BARE_USER})
     counts: dict[str, Count] = field(default_factory=dict)
     bad: int = 0
+    tb: bool = False  # also count ThingsBoard gateway telemetry (TB_TOPIC) as TB_USER's
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-edge-consumer", protocol=paho.MQTTv5)
         self.client.username_pw_set("operator", self.password)
-        self.client.on_connect = lambda c, *_: c.subscribe("smartcity/v1/gw/+/readings", qos=1)
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            [("smartcity/v1/gw/+/readings", 1)] + ([(TB_TOPIC, 1), (TB_RPC_REQUEST, 1)] if self.tb else []))
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
+    def _on_subscribe(self, _client: Any, _userdata: Any, _mid: int, codes: list[Any], _props: Any) -> None:
+        self.refused = [str(c) for c in codes if c.is_failure]
+        self._subscribed.set()
+
     def start(self, timeout: float = 10.0) -> None:
-        """Connect and wait (bounded) until the subscription is in place."""
+        """Connect and wait (bounded) until the subscriptions are in place; raise if the broker refused one."""
+        self.refused: list[str] = []
         self.client.connect(self.host, self.port)
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
             raise RuntimeError(f"consumer: not subscribed after {timeout} s")
+        if self.refused:
+            raise RuntimeError(f"consumer: the broker refused a subscription ({', '.join(self.refused)}): its ACL")
 
     def stop(self) -> None:
         """Disconnect and stop paho's thread."""
@@ -190,8 +216,20 @@ class Consumer:
         self.client.loop_stop()
 
     def _on_message(self, _client: Any, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        gateway = msg.topic.split("/")[3]
-        if gateway in self.raw_gateways:
+        if msg.topic.startswith(TB_RPC_REQUEST[:-1]):
+            self._answer_tb(msg)
+            return
+        if msg.topic == TB_TOPIC:
+            gateway = TB_USER
+            try:
+                n = READINGS_PER_LIGHT_FRAME * tb_frames(msg.payload)
+            except (ValueError, TypeError, AttributeError):
+                with self._lock:
+                    self.bad += 1
+                return
+            if not n:
+                return  # a telemetry message without frames (none are expected): not a delivery
+        elif (gateway := msg.topic.split("/")[3]) in self.raw_gateways:
             n = READINGS_PER_LIGHT_FRAME
         else:
             try:
@@ -207,6 +245,25 @@ class Consumer:
             c.readings += n
             c.first = c.first or now
             c.last = now
+
+    def _answer_tb(self, msg: paho.MQTTMessage) -> None:
+        """Play the ThingsBoard server in the one RPC a TB gateway waits for: its session limits.
+
+        Until it has them (tb_device_mqtt: rate_limits_received) it sends nothing. The answer: no
+        rate limits (each given and empty: TB's "0:0," no limit), 100 messages in flight and a 64 KiB
+        payload limit, the figures of a ThingsBoard CE server whose tenant profile sets no limits.
+        """
+        try:
+            method = json.loads(msg.payload).get("method")
+        except (ValueError, AttributeError):
+            method = None
+        if method != "getSessionLimits":
+            with self._lock:
+                self.bad += 1
+            return
+        limits = {"rateLimits": {"messages": "", "telemetryMessages": "", "telemetryDataPoints": ""},
+                  "maxInflightMessages": 100, "maxPayloadSize": 65536}
+        self.client.publish(TB_RPC_RESPONSE + msg.topic.rsplit("/", 1)[1], json.dumps(limits), qos=1)
 
     def snapshot(self, gateway: str) -> Count:
         """A copy of the counts of one gateway account so far."""

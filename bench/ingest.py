@@ -9,7 +9,10 @@ All phases run in one process against one private influxd, each into a fresh dat
   mosquitto as fast as it acknowledges them; `smartcity ingest` subprocesses write them to InfluxDB;
 - bare paho subscriber (`paho`): the same publishers and broker, consumed by bench/ingest_paho_sub.py, a
   minimal paho-mqtt client that only parses, counts and acknowledges each pack: the ceiling of a pure-Python
-  MQTT consumer on this stream (it writes nothing; its "lost" is readings sent but not counted).
+  MQTT consumer on this stream (it writes nothing; its "lost" is readings sent but not counted);
+- Node-RED (`node-red`, the peer): the same publishers and broker, consumed by Node-RED 4.1.8 with
+  node-red-contrib-influxdb's batch node (bench/ingest_node_red.py, bench/node-red-ingest/), which writes the
+  same points to its own database; installed with `npm ci` on first run.
 
 A reading is one SenML record (one field value). "Until queryable" is the wall time from the first
 publish (first POST) until InfluxDB counts every reading (for `paho`: until the subscriber has counted
@@ -40,7 +43,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # deploy/ and bench/ are not in the editable install's package map
 
+from bench import ingest_node_red  # noqa: E402
 from bench import ingest_support as s  # noqa: E402
+from bench.cpu_window import CpuWindow  # noqa: E402
 from deploy.influxdb import start_influxd  # noqa: E402
 from deploy.mosquitto import start_mosquitto  # noqa: E402
 from deploy.processes import free_port, new_password, spawn  # noqa: E402
@@ -55,6 +60,8 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
         self.args, self.state, self.stoppers = args, state, []
+        # Before any server starts: a failed npm ci then leaves nothing running.
+        self.node_red = ingest_node_red.ensure(log) if "node-red" in args.phases.split(",") else None
         self.query_seconds: list[float] = []
         packs = -(-args.readings // (100 * args.gateways))  # ceil
         t0_us = (int(time.time()) - 1800) * 1_000_000  # half an hour ago, on a whole second
@@ -76,6 +83,7 @@ class Bench:
         self.stoppers.append(self.influxd.stop)
         self.db = s.Influx(self.influxd.url)
         self.influx_version = httpx.get(f"{self.influxd.url}/ping").headers.get("X-Influxdb-Version", "?")
+
 
     def close(self) -> None:
         for stop in reversed(self.stoppers):
@@ -105,10 +113,12 @@ class Bench:
                     client.post("/write", params=params, content=body).raise_for_status()
 
         influx_cpu, cpu0, t0 = s.cpu_seconds(self.influxd.child.pid), time.process_time(), time.monotonic()
+        window = CpuWindow()
         with ThreadPoolExecutor(connections) as pool:
             list(pool.map(write, [bodies[i::connections] for i in range(connections)]))
         seconds = time.monotonic() - t0
         cpu = {"writer": time.process_time() - cpu0, "influxd": s.cpu_seconds(self.influxd.child.pid) - influx_cpu}
+        window.close(cpu)
         label = f"bare writer, {connections} connection{'s' * (connections > 1)}"
         return self.finish(name, label, seconds=seconds, publish_rate=None, cpu=cpu, extra={})
 
@@ -255,12 +265,15 @@ class Bench:
         with s.Publishers(self.publisher_specs(broker.port)) as pubs:
             pubs.wait_ready(120)
             cpu0 = {k: sum(map(s.cpu_seconds, v)) for k, v in pids.items()}
+            window = CpuWindow()
             t_done, st = self.watch_counter(counter, sub, pubs)
             cpu = {k: sum(map(s.cpu_seconds, v)) - cpu0[k] for k, v in pids.items()}
+            window.stop()
             rss = s.max_rss_mb(sub.pid)
             done = pubs.collect(30)
         t_first = min(d["t_first"] for d in done)
         cpu["publishers"] = sum(d["cpu"] for d in done)
+        window.close(cpu)
         publish_rate = self.w.readings / (max(d["t_last"] for d in done) - t_first)
         sub.stop(timeout=30)
         broker.stop()
@@ -317,13 +330,16 @@ class Bench:
         with s.Publishers(specs) as pubs:
             pubs.wait_ready(120)
             cpu0 = {k: sum(map(s.cpu_seconds, v)) for k, v in pids.items()}
+            window = CpuWindow()
             t_seen, total = self.watch(phase, workers, pubs)
             cpu = {k: sum(map(s.cpu_seconds, v)) - cpu0[k] for k, v in pids.items()}
+            window.stop()
             rss = max(s.max_rss_mb(w.pid) for w in workers)
             metrics = [scrape(port) for _, port in started if port]
             done = pubs.collect(30)
         t_first = min(d["t_first"] for d in done)
         cpu["publishers"] = sum(d["cpu"] for d in done)
+        window.close(cpu)
         publish_rate = self.w.readings / (max(d["t_last"] for d in done) - t_first)
         unacked = sum(d["messages"] - d["acked"] for d in done)
         seconds = t_seen - t_first if t_seen else None
@@ -373,20 +389,42 @@ def report(phases: list[dict[str, Any]]) -> list[str]:
            "|---|---:|---:|---:|---:|---:|---:|"]
     for p in phases:
         ratio = f"{p['rate'] / best['rate']:.0%}" if best and p["rate"] else "-"
-        vs_paho = (f"{p['rate'] / ceiling['rate']:.0%}" if ceiling and p["rate"] and p["phase"].startswith("ingest")
-                   else "-")
+        vs_paho = (f"{p['rate'] / ceiling['rate']:.0%}" if ceiling and p["rate"]
+                   and p["phase"].startswith(("ingest", "node_red")) else "-")
         secs = f"{p['seconds']:.2f}" if p["seconds"] else "timeout"
         out.append(f"| {p['label']} | {p['readings']:,} | {secs} | {p['rate'] or 0:,.0f} | {ratio} | {vs_paho} "
                    f"| {p['lost']:,} |")
-    out += ["", "| phase | publish readings/s | CPU s: consumer (ingest / writer / paho) | mosquitto | influxd "
-            "| publishers | consumer max RSS MB |", "|---|---:|---:|---:|---:|---:|---:|"]
+    peer = next((p for p in phases if p["phase"] == "node_red" and p["rate"] and not p["lost"]), None)
+    ours = [p for p in phases if p["phase"].startswith("ingest") and p["rate"]]
+    if peer and ours:
+        def per_cpu(p: dict[str, Any]) -> float:  # readings per CPU-second of the consumer's processes
+            cpu = float(p["cpu"].get("ingest", p["cpu"].get("node_red", 0)))
+            return float(p["readings"]) / max(cpu, 1e-9)
+
+        out += ["", "ours / Node-RED: " + "; ".join(
+            f"{p['label']}: {p['rate'] / peer['rate']:.2f}x readings/s, {per_cpu(p) / per_cpu(peer):.2f}x per "
+            "consumer CPU-second" for p in ours)]
+    out += ["", "| phase | publish readings/s | CPU s: consumer (ingest / writer / paho / Node-RED) | mosquitto "
+            "| influxd "
+            "| publishers | others | consumer max RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for p in phases:
         c = p["cpu"]
         pub = f"{p['publish_rate']:,.0f}" if p["publish_rate"] else "-"
-        consumer = c.get("ingest", c.get("paho_sub", c.get("writer", 0)))
+        consumer = c.get("ingest", c.get("paho_sub", c.get("node_red", c.get("writer", 0))))
         out.append(f"| {p['label']} | {pub} | {consumer:.1f} | {c.get('mosquitto', 0):.1f} "
-                   f"| {c['influxd']:.1f} | {c.get('publishers', 0):.1f} | {p.get('ingest_max_rss_mb', 0):.0f} |")
+                   f"| {c['influxd']:.1f} | {c.get('publishers', 0):.1f} | {c.get('others', 0):.1f} "
+                   f"| {p.get('ingest_max_rss_mb', 0):.0f} |")
     return out
+
+
+def run_phase(bench: Bench, phase: str, bodies: list[bytes]) -> dict[str, Any]:
+    if phase == "paho":
+        return bench.paho()
+    if phase == "node-red":
+        return ingest_node_red.phase(bench)
+    if phase.startswith("bare"):
+        return bench.bare(int(phase[-1]), bodies)
+    return bench.ours(int(phase[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publishers", type=int, default=4, help="publisher processes")
     p.add_argument("--inflight", type=int, default=100, help="unacknowledged QoS 1 publishes per gateway")
     p.add_argument("--batch-lines", type=int, default=10_000, help="lines per bare-writer POST")
-    p.add_argument("--phases", default="bare1,bare2,paho,ours1,ours2",
+    p.add_argument("--phases", default="bare1,bare2,paho,ours1,ours2,node-red",
                    help="comma-separated, run in this order: bareN = bare writer over N connections (1-2), "
-                        "paho = bare paho subscriber (the pure-Python consumer ceiling), oursN = N ingest workers")
+                        "paho = bare paho subscriber (the pure-Python consumer ceiling), oursN = N ingest workers, "
+                        "node-red = Node-RED's InfluxDB batch node (the peer)")
     p.add_argument("--timeout", type=float, default=300, help="max seconds per phase until all is queryable")
     p.add_argument("--stall", type=float, default=30, help="give up after this many seconds without progress")
     p.add_argument("--poll", type=float, default=0.1, help="seconds between progress polls")
@@ -411,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.readings = 100_000
-    if not all(re.fullmatch(r"(bare[12]|paho|ours[1-9])", ph) for ph in args.phases.split(",")):
-        p.error(f"--phases: each of bare1, bare2, paho, ours1 .. ours9, got {args.phases!r}")
+    if not all(re.fullmatch(r"(bare[12]|paho|ours[1-9]|node-red)", ph) for ph in args.phases.split(",")):
+        p.error(f"--phases: each of bare1, bare2, paho, ours1 .. ours9, node-red, got {args.phases!r}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     state = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     bench: Bench | None = None
@@ -420,13 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench = Bench(args, state)
         bodies = bench.bodies() if "bare" in args.phases else []
-        for phase in args.phases.split(","):
-            if phase == "paho":
-                phases.append(bench.paho())
-            elif phase.startswith("bare"):
-                phases.append(bench.bare(int(phase[-1]), bodies))
-            else:
-                phases.append(bench.ours(int(phase[-1])))
+        phases.extend(run_phase(bench, phase, bodies) for phase in args.phases.split(","))
     except KeyboardInterrupt:
         log("interrupted")
         return 130
@@ -445,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "readings": w.readings,
                                          "influxdb": bench.influx_version, "python": platform.python_version(),
-                                         "ingest_flags": sorted(bench.flags), "phases": phases}, indent=1))
+                                         "ingest_flags": sorted(bench.flags), "node_red": bench.node_red,
+                                         "phases": phases}, indent=1))
     ok = all(ph["lost"] == 0 and ph["seconds"] for ph in phases)
     return 0 if ok else 1
 

@@ -32,6 +32,8 @@ SERVICES = {
     "dashboards": ("dashboards.cli", "build, check and push the Grafana dashboards"),
     "backup": ("deploy.backup_cli", "back up InfluxDB, the registry, rule state, the API's metadata and audit log"),
     "restore": ("deploy.backup_restore_cli", "restore a backup into (fresh) services, checked before and after"),
+    "report": ("report.cli", "write the council report of a period: HTML with charts, and CSV"),
+    "scenario": ("scenario.cli", "simulate a day of Voorschoten and Wassenaar (about 6,000 lights) and report on it"),
     "gateway": ("deploy.gateway_cli", "provision or revoke a gateway's broker account and write its config"),
 }
 

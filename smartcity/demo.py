@@ -303,6 +303,17 @@ class Demo:
             lines = demo_summary.summary_lines(influx, self.since_ms, self.registry, self.args.network_server)
         return lines + summary_lines(self.supervisor)
 
+    def report(self) -> str:
+        """The council report of this run (report/), written into the state directory: its path, or why not."""
+        from report import write_report  # noqa: PLC0415 - matplotlib only at the end
+
+        try:
+            with self._influx() as influx:
+                written = write_report(influx, self.since_ms / 1000, time.time(), self.state / "report")
+        except InfluxError as exc:
+            return f"not written: {exc}"
+        return str(written.html)
+
     def grafana_line(self) -> str:
         """Where the dashboards are: Grafana's URL, or why there is none."""
         if self.grafana is None:
@@ -374,6 +385,7 @@ Stop with Ctrl-C{f" (or wait {args.duration:g} s)" if args.duration else ""}."""
         lines = demo.summary()
     except InfluxError as exc:
         lines = [f"  (summary unavailable: {exc})"]
+    lines.append(f"  report: {demo.report()}")
     demo.stop()
     _say(f"summary after {time.monotonic() - started:.0f} s:\n" + "\n".join(lines))
     return 1 if any_down(demo.supervisor) else status

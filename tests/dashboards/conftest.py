@@ -1,4 +1,4 @@
-"""The dashboards' session fixture: one influxd filled with a simulated day of the demo city (city_day.py)."""
+"""The dashboards' session fixture: one influxd filled with a simulated day of the demo city (scenario/day.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from core.influx import InfluxClient, InfluxConfig
 from core.registry import load
 from deploy.influxdb import start_influxd
+from scenario.day import CityDay, day_bounds, simulate
+from scenario.script import demo_script
 from smartcity.data import demo_registry_path
-from tests.dashboards.city_day import CityDay, day_bounds, simulate
 
 DATABASE = "smartcity"
 
@@ -27,7 +28,7 @@ def city_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CityDay]:
             client.create_database()
             start, end = day_bounds(time.time())
             path = demo_registry_path()
-            yield simulate(client, load(path), path, base, start=start, end=end)
+            yield simulate(client, load(path), path, base, start=start, end=end, script=demo_script())
         finally:
             client.close()
     finally:

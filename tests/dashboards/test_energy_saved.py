@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from dashboards import energy
+from scenario.day import query_rows
 from tests.dashboards import grafana_macros as gm
-from tests.dashboards.city_day import query_rows
 from tests.dashboards.dashboard_queries import DashboardRun, dashboard_runs, query_panels, targets_of
 
 pytestmark = pytest.mark.integration

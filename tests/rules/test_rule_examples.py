@@ -95,8 +95,8 @@ def test_city_rules_ship_both_municipalities_rules() -> None:
     assert silent.values == (ValueSpec("silence", ANY, ANY, SeriesFn.SILENCE, None, Reducer.MIN),)
     assert silent.on_activate == (AlarmAction("Device silent", Severity.WARNING),)
     energy = rules["energy-budget"]
-    assert energy.values == (ValueSpec("used", "street_light", "energy", SeriesFn.DELTA, 3600.0, Reducer.SUM),)
-    assert energy.when.tree == parse("used > 5")
+    assert energy.values == (ValueSpec("used", "street_light", "energy", SeriesFn.DELTA, 3600.0, Reducer.MEAN),)
+    assert energy.when.tree == parse("used > 0.045")
     assert energy.on_activate == (AlarmAction("Energy budget exceeded", Severity.MINOR),)
 
 

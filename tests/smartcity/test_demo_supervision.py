@@ -157,6 +157,11 @@ def test_a_killed_service_is_restarted_and_the_city_goes_on(demo) -> None:
     for name in ("ingest 1", "edge-gw-vs-01 1", "mosquitto 1"):
         assert name in restarts, restarts
     assert "rules" not in restarts
+    # It says where the council report of the run is, and the report holds the demo city's wijken.
+    report = Path(next(ln for ln in summary.splitlines() if ln.strip().startswith("report:")).split(None, 1)[1])
+    assert report == state / "report" / "report.html" and report.is_file()
+    wijken = (report.parent / "wijken.csv").read_text().splitlines()
+    assert wijken[0].startswith("gemeente,wijk,") and {r.split(",")[0] for r in wijken[1:]} == {"GM0626", "GM0629"}
     assert not Path(f"/proc/{grafana}").exists(), "the demo left Grafana running"
     assert time.monotonic() - started < 60
 

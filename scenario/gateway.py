@@ -1,9 +1,11 @@
-"""One simulated gateway of the city day: its air, nodes and gauges, and the edge's decoding, actuation and uplink.
+"""One simulated gateway of a city day: its air, nodes and gauges, and the edge's decoding, actuation and uplink.
 
-The firmware-sim device models run on a simulated clock (SimClock) at real cadences; their frames are decoded
-by the edge's own converters. Simplifications (city_day.py lists them all): the edge's actuator is modelled on
-the simulated clock with edge.downlinks; the gauges are polled once a minute; the LoRaWAN lights share their
-gateway's air (no network server) and are decoded with the edge's payload_readings as ns_bridge does.
+The firmware-sim device models run on a simulated clock (SimClock) at real cadences. Frames of modem
+devices are decoded by the edge's own LoraConverter; frames of LoRaWAN devices go to the simulated
+ChirpStack (firmware_sim.network_server), whose uplink JSON the edge's NetworkServerBridge parses, in
+process instead of over the network server's MQTT. Simplifications (scenario/day.py lists them all): the
+edge's actuator is modelled on the simulated clock with edge.downlinks; the gauges are polled once a
+minute; downlinks to LoRaWAN devices go straight to the air.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ from typing import cast
 
 from core import senml
 from core.commands import Ack, AckStatus, Action, Command
+from core.mqtt_service import MqttLink
 from core.registry import Device
 from core.senml import Reading
-from edge.converters import LoraConverter, count_problem, payload_readings, rg15_readings
+from core.settings import MqttSettings
+from edge.converters import LoraConverter, rg15_readings
 from edge.downlinks import DOWNLINKS, Desired, Downlink
 from edge.edge_device import EdgeDevice
-from edge.lora_frame import decode_uplink, encode_downlink, verify
+from edge.lora_frame import encode_downlink
 from edge.lora_keys import KeyRing
+from edge.ns_bridge import NetworkServerBridge
 from edge.rg15 import RG15Reading, parse_line
 from firmware_sim.air import Air
 from firmware_sim.city import PARKING_HEARTBEATS, Node, lorawan_address
+from firmware_sim.network_server import SimulatedNetworkServer
 from firmware_sim.occupancy import OccupancyNode
 from firmware_sim.parking import ParkingNode
 from firmware_sim.pty_port import PtyPort
@@ -72,6 +78,16 @@ class PendingCommand:
 Ackd = Callable[[str, Ack, float], None]
 
 
+class InProcessLink:
+    """Stands in for the simulated network server's MQTT link: what it publishes goes to the bridge at once."""
+
+    def __init__(self, deliver: Callable[[str, bytes], None]) -> None:
+        self.deliver = deliver
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        self.deliver(topic, payload)
+
+
 class SimGateway:
     """One gateway: the air with its nodes and gauges, the edge's decoding, actuation, batching and health."""
 
@@ -85,6 +101,10 @@ class SimGateway:
         self.address = {d.id: d.address or lorawan_address(d.dev_eui or "") for d in devices if d.link != "serial"}
         self.lorawan = {self.address[d.id]: self.edge[d.id] for d in devices if d.link == "lorawan"}
         self.problems = self.converter.problems
+        self.bridge: NetworkServerBridge | None = None
+        self.network_server: SimulatedNetworkServer | None = None
+        if self.lorawan:
+            self._network_server(gateway, keys, clock)
         self.nodes: dict[str, Node] = {}
         self.gauges: dict[str, tuple[RG15Sim, LinePort]] = {}
         for d in sorted(devices, key=lambda d: d.id):
@@ -106,6 +126,38 @@ class SimGateway:
         self.read = self.published = self.batches = self.applied = self.failed = 0
         self.started = clock()
         self.last_poll = clock()
+        self.powered = True
+        self.went_offline: float | None = None  # set when switched off, until the will is written
+        self.held: list[Command] = []  # commands the broker holds for it while it is off
+
+    def _network_server(self, gateway: str, keys: KeyRing, clock: SimClock) -> None:
+        """The simulated ChirpStack application of this gateway's LoRaWAN devices and the edge's bridge to it."""
+        application = f"smartcity-{gateway}"
+        devices = {}
+        for address, edge in self.lorawan.items():
+            key = keys.key_for(address)
+            assert key is not None and edge.dev_eui is not None
+            devices[address] = (edge.dev_eui, key, None)
+        # Neither connects (start() is never called): their MQTT links are replaced by the in-process one.
+        self.bridge = NetworkServerBridge(gateway, "chirpstack", MqttSettings(), application,
+                                          list(self.lorawan.values()),
+                                          lambda readings, _fcnt: self._take(readings, self.clock()), clock=clock)
+        self.network_server = SimulatedNetworkServer("chirpstack", MqttSettings(), application, Air(clock), devices,
+                                               seed=SEED, clock=clock)
+        self.network_server._link = cast(MqttLink, InProcessLink(self.bridge.handle_message))
+
+    def power(self, on: bool, now: float) -> None:
+        """Switch the gateway on or off (a power cut at its cabinet): off, it hears nothing and sends nothing."""
+        if on == self.powered:
+            return
+        self.powered = on
+        if not on:
+            self.went_offline = now
+            self.readings = []  # what it had not yet published is lost with its power
+            return
+        held, self.held = self.held, []
+        for cmd in held:  # the broker delivers its persistent session's queue on reconnect
+            self.submit(cmd, now)
 
     def _node(self, d: Device, rng: random.Random, people: tuple[float, float]) -> Node:
         address, clock = self.address[d.id], self.clock
@@ -137,17 +189,13 @@ class SimGateway:
             node.step(self.clock.t)
 
     def _receive(self, frame: bytes) -> None:
+        if not self.powered:
+            return
         now = self.clock()
-        address = frame[:4].hex().upper()
-        edge = self.lorawan.get(address)
-        if edge is None:
-            self._take(self.converter.convert(frame, now), now)
+        if self.network_server is not None and frame[:4].hex().upper() in self.lorawan:
+            self.network_server.receive(frame)  # -> its uplink JSON -> the bridge -> self._take
             return
-        up, key = decode_uplink(frame), self.keys.key_for(address)
-        if key is None or not verify(up, key):  # a network server drops these before the bridge sees them
-            count_problem(self.problems, "bad_mic", f"device {edge.id}: bad MIC")
-            return
-        self._take(payload_readings(edge, up.payload, now, lambda r, m: count_problem(self.problems, r, m)), now)
+        self._take(self.converter.convert(frame, now), now)
 
     def poll_gauges(self, now: float) -> None:
         """R on every gauge, after integrating the rain since the last poll; the edge parses each line."""
@@ -170,6 +218,9 @@ class SimGateway:
     # -- actuation (edge.actuation's rules, on the simulated clock) -------------------------------------
     def submit(self, cmd: Command, now: float) -> None:
         """A command from the platform becomes the desired state, superseding an unconfirmed one."""
+        if not self.powered:
+            self.held.append(cmd)
+            return
         downlink, device = DOWNLINKS.get(cmd.action), self.edge.get(cmd.device)
         if downlink is None or device is None or downlink.kind != device.kind:
             self.on_ack(self.id, Ack(cmd.id, cmd.device, AckStatus.REJECTED, "not applicable here"), now)
@@ -230,11 +281,13 @@ class SimGateway:
             "queue_age_s": round(now - min((r.time for r in self.readings), default=now), 1),
             "mqtt_connects": 1, "mqtt_reconnects": 0, "mqtt_disconnects": 0, "mqtt_callback_errors": 0,
             "bad_commands": 0, "commands_applied": self.applied, "commands_failed": self.failed,
-            "lost_frames": self.converter.lost_frames, "serial_reconnects": 0, "serial_bad_lines": 0,
+            "lost_frames": self.converter.lost_frames + (self.bridge.lost_frames if self.bridge else 0),
+            "serial_reconnects": 0, "serial_bad_lines": 0,
             "cpu_s": round(uptime * 0.004, 2), "max_rss_kb": 41_000 + len(self.edge) * 40,
         }
+        bridged = self.bridge.problems if self.bridge else {}
         for reason in ("bad_frame", "foreign_address", "no_key", "bad_mic", "replay", "bad_entries", "bad_payload"):
-            counters[f"frames_rejected_{reason}"] = self.problems.get(reason, 0)
+            counters[f"frames_rejected_{reason}"] = self.problems.get(reason, 0) + bridged.get(reason, 0)
         counters["mic_failures"] = counters["frames_rejected_bad_mic"]
         return {k: float(v) for k, v in counters.items()}
 
