@@ -301,8 +301,10 @@ def broker_ready(broker: Broker) -> bool:
 def start_mosquitto(state_dir: Path, users: dict[str, str], *, port: int | None = None,
                     host: str = "127.0.0.1", timeout: float = 10.0,
                     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES, tls: BrokerCerts | None = None,
-                    tls_port: int | None = None) -> Broker:
+                    tls_port: int | None = None, extra_acl: str = "") -> Broker:
     """Start mosquitto on loopback with password auth; users maps name -> password.
+
+    extra_acl is appended to the ACL file: the site bridges' stanzas (deploy/mosquitto_sites.py bridge_acl).
 
     tls (deploy/certificates.py ensure_broker_certs) adds a TLS listener, on tls_port or a free one,
     with the same accounts and ACL. Started again on the same state_dir and ports, it resumes from
@@ -321,7 +323,7 @@ def start_mosquitto(state_dir: Path, users: dict[str, str], *, port: int | None 
         subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     acl = conf_dir / "acl"
-    acl.write_text(acl_policy(u for u in users if u in SERVICE_GRANTS))
+    acl.write_text(acl_policy(u for u in users if u in SERVICE_GRANTS) + (f"\n{extra_acl}" if extra_acl else ""))
     acl.chmod(0o600)
     conf = conf_dir / "mosquitto.conf"
     for attempt in range(1, PORT_ATTEMPTS + 1):

@@ -130,9 +130,11 @@ def test_a_device_never_heard_from_is_silent_after_thirty_minutes() -> None:
     assert sorted(t.group for t in silent) == sorted(ident for ident, _ in DEVICES if ident != "rg-1")
 
 
-@pytest.mark.parametrize("used, expected", [(4.0, []), (6.0, [("energy-budget", "activate")])])
-def test_energy_over_the_last_hour_above_budget_raises_an_alarm(used: float, expected: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize("used, expected", [(0.040, []), (0.050, [("energy-budget", "activate")])])
+def test_energy_per_light_over_the_last_hour_above_budget_raises_an_alarm(
+        used: float, expected: list[tuple[str, str]]) -> None:
+    # The budget is per light (the wijk's mean), so one light above it and one below can stay under.
     d = Drive(NIGHT)
     d.read(NIGHT, **{"sl-1__energy": 100.0, "sl-2__energy": 50.0})
-    d.read(NIGHT + 1800, **{"sl-1__energy": 100.0 + used / 2, "sl-2__energy": 50.0 + used / 2})
+    d.read(NIGHT + 1800, **{"sl-1__energy": 100.0 + used + 0.004, "sl-2__energy": 50.0 + used - 0.004})
     assert [x for x in d.at(NIGHT + 1800) if x[0] == "energy-budget"] == expected
