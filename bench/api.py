@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))  # bench/ is not in the editable install's package
 from bench import api_cases as cases  # noqa: E402
 from bench import api_data as data  # noqa: E402
 from bench import api_measure as m  # noqa: E402
+from bench.progress import log  # noqa: E402
 from deploy import influxdb as influxdb_deploy  # noqa: E402
 from deploy.influxdb import Influxd, start_influxd  # noqa: E402
 from deploy.processes import ChildProcess, free_port, spawn  # noqa: E402
@@ -52,10 +53,6 @@ DATABASE = "smartcity_bench"
 TARGETS = {"deep_page": 2.0, "count": 2.0, "latest_wijk": 3.0}
 LATEST = cases.LATEST
 
-
-def log(msg: str) -> None:
-    """Progress goes to stderr; the table to stdout."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

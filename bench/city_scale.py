@@ -39,14 +39,11 @@ from bench import rules_service_support as rs  # noqa: E402
 from bench.city_scale_load import Job, Load, LoadSpec  # noqa: E402
 from bench.city_scale_report import influx_counts, judge, latency, report  # noqa: E402
 from bench.ingest_support import Influx  # noqa: E402
+from bench.progress import log, stop_all  # noqa: E402
 from bench.rules_service_clients import Child, listener  # noqa: E402
 from deploy.influxdb import start_influxd  # noqa: E402
 from deploy.mosquitto import start_mosquitto  # noqa: E402
 from deploy.processes import new_password  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class Bench:
@@ -69,12 +66,7 @@ class Bench:
         self.db = Influx(self.influxd.url)
 
     def close(self) -> None:
-        for stop in reversed(self.stoppers):
-            try:
-                stop()
-            except Exception as exc:
-                log(f"stopping: {exc}")
-        self.stoppers.clear()
+        stop_all(self.stoppers)
 
     def configuration(self, n_ingest: int, n_rules: int) -> dict[str, Any]:
         args, name = self.args, f"{n_ingest}i{n_rules}r"

@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))  # bench/ is not in the editable install's package
 
 from bench import edge_support as s  # noqa: E402
 from bench import edge_tb as tb  # noqa: E402
+from bench.progress import log  # noqa: E402
 from deploy.mosquitto import Broker, start_mosquitto  # noqa: E402
 from deploy.processes import ChildProcess, new_password, spawn  # noqa: E402
 from edge.lora_keys import KeyRing  # noqa: E402
@@ -66,10 +67,6 @@ KINDS = ("ours", "bare", "tb")
 LABELS = {"ours": "ours: smartcity edge", "bare": "bare: python + paho + pyserial",
           "tb": "peer: ThingsBoard IoT Gateway 3.8.5"}
 
-
-def log(msg: str) -> None:
-    """Progress goes to stderr; the tables to stdout."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 class Bench:

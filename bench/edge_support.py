@@ -195,6 +195,7 @@ class Consumer:
             [("smartcity/v1/gw/+/readings", 1)] + ([(TB_TOPIC, 1), (TB_RPC_REQUEST, 1)] if self.tb else []))
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        self.refused: list[str] = []
 
     def _on_subscribe(self, _client: Any, _userdata: Any, _mid: int, codes: list[Any], _props: Any) -> None:
         self.refused = [str(c) for c in codes if c.is_failure]
@@ -202,7 +203,6 @@ class Consumer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect and wait (bounded) until the subscriptions are in place; raise if the broker refused one."""
-        self.refused: list[str] = []
         self.client.connect(self.host, self.port)
         self.client.loop_start()
         if not self._subscribed.wait(timeout):
@@ -222,7 +222,7 @@ class Consumer:
         if msg.topic == TB_TOPIC:
             gateway = TB_USER
             try:
-                n = READINGS_PER_LIGHT_FRAME * tb_frames(msg.payload)
+                n = READINGS_PER_LIGHT_FRAME * tb_frames(bytes(msg.payload))
             except (ValueError, TypeError, AttributeError):
                 with self._lock:
                     self.bad += 1

@@ -46,13 +46,10 @@ sys.path.insert(0, str(ROOT))  # deploy/ and bench/ are not in the editable inst
 from bench import ingest_node_red  # noqa: E402
 from bench import ingest_support as s  # noqa: E402
 from bench.cpu_window import CpuWindow  # noqa: E402
+from bench.progress import log, stop_all  # noqa: E402
 from deploy.influxdb import start_influxd  # noqa: E402
 from deploy.mosquitto import start_mosquitto  # noqa: E402
 from deploy.processes import free_port, new_password, spawn  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class Bench:
@@ -86,12 +83,7 @@ class Bench:
 
 
     def close(self) -> None:
-        for stop in reversed(self.stoppers):
-            try:
-                stop()
-            except Exception as exc:
-                log(f"stopping: {exc}")
-        self.stoppers.clear()
+        stop_all(self.stoppers)
 
     def bodies(self) -> list[bytes]:
         """The line protocol, gateways interleaved pack by pack as they publish, in batches."""

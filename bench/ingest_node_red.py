@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import httpx
 from bench import ingest_support as s
 from bench import node_red_support as nr
 from bench.cpu_window import CpuWindow
+from bench.progress import log
 from core.kinds import KINDS, ValueType
 from core.registry import Registry
 from core.registry import load as load_registry
@@ -43,9 +43,6 @@ BROKER_USER = "ingest"  # the deploy ACL (deploy/mosquitto.py SERVICE_GRANTS) le
 # The flow's batch settings (defaults in flows.json: the ingest's 10,000 lines, 1 s, 50 ms).
 TUNABLES = ("BENCH_BATCH_POINTS", "BENCH_MAX_LATENCY_MS", "BENCH_IDLE_FLUSH_MS")
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def registry_json(registry: Registry) -> dict[str, Any]:

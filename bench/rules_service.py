@@ -40,15 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # deploy/ and bench/ are not in the editable install's package map
 
 from bench import rules_service_support as s  # noqa: E402
+from bench.progress import log, stop_all  # noqa: E402
 from bench.rules_service_clients import Child, PublisherSpec, listener, publisher  # noqa: E402
 from bench.rules_service_consumers import Bare, Consumer, NodeRed, Ours, ensure_node_red  # noqa: E402
 from bench.rules_service_report import latency_stats, report  # noqa: E402
 from deploy.mosquitto import start_mosquitto  # noqa: E402
 from deploy.processes import new_password  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def wait_for_quiet_machine(limit: float) -> None:
@@ -119,12 +116,7 @@ class Bench:
         self.node_red_version = ensure_node_red(log) if "node-red" in args.consumers else None
 
     def close(self) -> None:
-        for stop in reversed(self.stoppers):
-            try:
-                stop()
-            except Exception as exc:
-                log(f"stopping: {exc}")
-        self.stoppers.clear()
+        stop_all(self.stoppers)
 
     def consumer(self, kind: str) -> Consumer:
         common = (self.state, self.broker.port, self.passwords["rules"], self.cores[1])

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from core.errors import ConfigError
 from core.influx import InfluxClient, InfluxConfig, InfluxError
+from core.registry import load as load_registry
 from core.settings import influx_from_env
 
 ZONE = ZoneInfo("Europe/Amsterdam")
@@ -54,13 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if args.gemeente is not None and not (len(args.gemeente) == 6 and args.gemeente.startswith("GM")
                                           and args.gemeente[2:].isdigit()):
         raise ConfigError(f"--gemeente must be a CBS code such as GM0626: {args.gemeente[:20]!r}")
-    from report import wijk_names_of, write_report  # noqa: PLC0415 - matplotlib only once the arguments are good
+    # matplotlib is imported only once the arguments are good
+    from report import gateways_of, wijk_names_of, write_report  # noqa: PLC0415
 
     s = influx_from_env()
     names = wijk_names_of(Path(args.registry)) if args.registry else {}
+    gateways = gateways_of(load_registry(args.registry)) if args.registry else None  # a bad file: exit 2, named
     try:
         with InfluxClient(InfluxConfig(s.url, s.database, s.username, s.password, timeout=120.0)) as influx:
             result = write_report(influx, start, end, args.out, gemeente=args.gemeente, wijk_names=names,
+                                  gateways=gateways,
                                   progress=lambda line: print(line, file=sys.stderr, flush=True))
     except InfluxError as exc:
         print(f"report: InfluxDB at {s.url} did not answer the report's queries: {exc}", file=sys.stderr)

@@ -84,8 +84,13 @@ def _rows(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
     return [{**s.tags, **row} for s in influx.query(q, epoch="s") for row in s.rows()]
 
 
-def read_figures(influx: InfluxClient, start: float, end: float, *, gemeente: str | None = None) -> Figures:
-    """All the figures of the period (gemeente: only that one's wijken and gateways)."""
+def read_figures(influx: InfluxClient, start: float, end: float, *, gemeente: str | None = None,
+                 known_gateways: dict[str, str] | None = None) -> Figures:
+    """All the figures of the period (gemeente: only that one's wijken and gateways).
+
+    known_gateways (gateway -> gemeente, from the registry) adds the gateways that sent nothing at all in
+    the period, at 0 %: without it the report can only list the gateways it has data of.
+    """
     t = f"time >= {round(start)}s AND time < {round(end)}s"
     area = f" AND \"gemeente\" = '{_q(gemeente)}'" if gemeente else ""
     wijken: dict[str, WijkFigures] = {}
@@ -114,7 +119,7 @@ def read_figures(influx: InfluxClient, start: float, end: float, *, gemeente: st
         rain[str(r["wijk"])].append((float(r["time"]), value))
         f = wijk(r["gemeente"], r["wijk"])
         f.rain_minutes += value > RAIN_THRESHOLD
-    periods = _bike_periods(influx, t, area, end)
+    periods = _bike_periods(influx, t, area, start, end)
     for w, spans in periods.items():
         if w in wijken:
             wijken[w].bike_priority_minutes = sum(b - a for a, b in spans) / 60
@@ -128,23 +133,36 @@ def read_figures(influx: InfluxClient, start: float, end: float, *, gemeente: st
                             'GROUP BY "gateway", "gemeente"')
     gateways = [GatewayFigures(str(r["gateway"]), str(r.get("gemeente") or ""), int(r["count"]), minutes)
                 for r in batches]
+    heard = {g.gateway for g in gateways}
+    gateways += [GatewayFigures(gw, code, 0, minutes) for gw, code in (known_gateways or {}).items()
+                 if gw not in heard and (gemeente is None or code == gemeente)]
     return Figures(start, end, sorted(wijken.values(), key=lambda f: f.wijk),
                    sorted(gateways, key=lambda g: g.gateway), dict(periods), dict(rain))
 
 
-def _bike_periods(influx: InfluxClient, t: str, area: str, end: float) -> dict[str, list[tuple[float, float]]]:
-    """wijk -> [activate, clear) intervals of the bike-priority rule, clipped to the period."""
+def _bike_periods(influx: InfluxClient, t: str, area: str, start: float,
+                  end: float) -> dict[str, list[tuple[float, float]]]:
+    """wijk -> [activate, clear) intervals of the bike-priority rule, clipped to the period.
+
+    A slot active when the period starts (its last event before the start is an activation) counts
+    from the start: a report of the evening does not lose the shower that began in the afternoon.
+    """
+    rule = f"\"rule\" = '{BIKE_RULE}'"
+    opened: dict[str, float] = {
+        s.tags["group"]: start
+        for s in influx.query(f'SELECT last("active") AS "active" FROM "rule_event" WHERE time < {round(start)}s'
+                              f'{area} AND {rule} GROUP BY "group"', epoch="s")
+        for row in s.rows() if row["active"]}
     out: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for s in influx.query(f'SELECT "active" FROM "rule_event" WHERE {t}{area} AND "rule" = \'{BIKE_RULE}\' '
-                          'GROUP BY "group"', epoch="s"):
-        opened: float | None = None
+    for s in influx.query(f'SELECT "active" FROM "rule_event" WHERE {t}{area} AND {rule} GROUP BY "group"',
+                          epoch="s"):
+        group = s.tags["group"]
         for row in s.rows():
             at, active = float(row["time"]), bool(row["active"])
-            if active and opened is None:
-                opened = at
-            elif not active and opened is not None:
-                out[s.tags["group"]].append((opened, at))
-                opened = None
-        if opened is not None:
-            out[s.tags["group"]].append((opened, end))
+            if active and group not in opened:
+                opened[group] = at
+            elif not active and group in opened:
+                out[group].append((opened.pop(group), at))
+    for group, at in opened.items():
+        out[group].append((at, end))
     return out

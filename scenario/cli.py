@@ -101,10 +101,11 @@ def run(args: argparse.Namespace) -> int:
             _progress(f"scenario: simulated in {result.build_seconds:.0f} s: {sum(result.points.values()):,} "
                       f"points, {len(result.alarms)} alarms, {len(result.commands):,} commands")
             if not args.no_report:
-                from report import wijk_names_of, write_report  # noqa: PLC0415 - matplotlib only for a report
+                # matplotlib is imported only when a report is written
+                from report import gateways_of, wijk_names_of, write_report  # noqa: PLC0415
 
                 written = write_report(client, start, end, out / "report", wijk_names=wijk_names_of(registry_path),
-                                       progress=_progress)
+                                       gateways=gateways_of(registry), progress=_progress)
                 print(f"report: {written.html}")
         finally:
             client.close()

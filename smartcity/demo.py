@@ -229,9 +229,6 @@ class Demo:
         # subscription exists has no taker (its persistent session keeps what arrives after).
         self._service("ingest", ["ingest", "--worker", "demo", "--state-dir", str(self.state), "--share-group", ""],
                       "ingest", influx_user="ingest", ready=self._ingest_connected)
-        rules = ["--rules", self.args.rules or str(DEMO_RULES)]
-        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
-                      "rules", influx_user="rules")
         self.supervisor.wait_ready("ingest", 30)
         port_map = self.state / "ports.json"
         self._service("sim", ["sim", "--lora-modem", self.args.lora_modem, "--port-map", str(port_map),
@@ -247,6 +244,13 @@ class Demo:
                                               "--port-map", str(port_map),
                                               "--state-dir", str(self.state)], gateway, NS_BRIDGE_USER,
                           after="sim")
+        # The rules after the gateways' birth: a command they send before a gateway has first subscribed
+        # has no taker (by day the lights would burn until the rules reassert). Bounded: a gateway that
+        # does not come up leaves the city to run without it.
+        demo_summary.wait_gateways_online(self._influx, self.since_ms, set(self.registry.gateways), 20)
+        rules = ["--rules", self.args.rules or str(DEMO_RULES)]
+        self._service("rules", ["rules", "--client-id", "smartcity-rules-demo", "--state-dir", str(self.state), *rules],
+                      "rules", influx_user="rules")
         api_port = self.args.api_port or (8000 if port_is_free(8000) else free_port())
         self.api_url = f"http://127.0.0.1:{api_port}"
         self._service("api", ["api", "--host", "127.0.0.1", "--port", str(api_port),
@@ -305,11 +309,12 @@ class Demo:
 
     def report(self) -> str:
         """The council report of this run (report/), written into the state directory: its path, or why not."""
-        from report import write_report  # noqa: PLC0415 - matplotlib only at the end
+        from report import gateways_of, write_report  # noqa: PLC0415 - matplotlib only at the end
 
         try:
             with self._influx() as influx:
-                written = write_report(influx, self.since_ms / 1000, time.time(), self.state / "report")
+                written = write_report(influx, self.since_ms / 1000, time.time(), self.state / "report",
+                                       gateways=gateways_of(self.registry))
         except InfluxError as exc:
             return f"not written: {exc}"
         return str(written.html)

@@ -1,13 +1,19 @@
-"""What the demo reads back from InfluxDB for the person watching: the progress line and the summary.
+"""What the demo reads back from InfluxDB: the gateways online (before the rules start), the progress line, the summary.
 
 Only this run's points count (time >= the demo's start): a reused state directory keeps earlier runs'.
 """
 
 from __future__ import annotations
 
-from core.influx import InfluxClient
+import logging
+import time
+from collections.abc import Callable
+
+from core.influx import InfluxClient, InfluxError
 from core.kinds import KINDS
 from core.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 def counts(influx: InfluxClient, since_ms: int, measurement: str, field: str, where: str = "", *,
@@ -17,6 +23,28 @@ def counts(influx: InfluxClient, since_ms: int, measurement: str, field: str, wh
     if group:
         q += f' GROUP BY "{group}"'
     return {s.tags.get(group, ""): int(s.values[0][1]) for s in influx.query(q) if s.values}
+
+
+def gateways_online(influx: InfluxClient, since_ms: int) -> set[str]:
+    """The gateways that announced themselves online since since_ms (their birth status, stored by the ingest)."""
+    return set(counts(influx, since_ms, "gateway_status", "online", "AND \"online\" = true", group="gateway"))
+
+
+def wait_gateways_online(connect: Callable[[], InfluxClient], since_ms: int, gateways: set[str],
+                         timeout: float) -> set[str]:
+    """Poll (bounded by timeout) until every gateway is online; returns those that were not, logged."""
+    deadline, missing = time.monotonic() + timeout, set(gateways)
+    while missing and time.monotonic() < deadline:
+        try:
+            with connect() as influx:
+                missing = gateways - gateways_online(influx, since_ms)
+        except InfluxError:
+            pass  # the ingest or influxd is still starting: ask again
+        if missing:
+            time.sleep(0.2)
+    if missing:
+        log.warning("gateways not online after %g s: %s; the rules start anyway", timeout, ", ".join(sorted(missing)))
+    return missing
 
 
 def progress_line(influx: InfluxClient, since_ms: int) -> str:

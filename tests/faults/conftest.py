@@ -1,6 +1,6 @@
 """Fixtures of the fault-injection suite: the running city, and the report table every test adds a row to.
 
-SMARTCITY_FAULT_RUNS (default 1) repeats each fault; SMARTCITY_FAULT_CUT_SECONDS (default 15) is how
+SMARTCITY_FAULT_RUNS (default 1) repeats each fault; SMARTCITY_FAULT_CUT_SECONDS (default 10) is how
 long the network cut lasts. The table goes to <pytest base temp>/faults-report.json, to the file
 SMARTCITY_FAULT_REPORT names if set, and to the terminal at the end (tests/faults/report.py renders it).
 """
@@ -21,7 +21,7 @@ from tests.faults.pipeline import City
 from tests.faults.report import table
 
 RUNS = int(os.environ.get("SMARTCITY_FAULT_RUNS", "1"))
-CUT_SECONDS = float(os.environ.get("SMARTCITY_FAULT_CUT_SECONDS", "15"))
+CUT_SECONDS = float(os.environ.get("SMARTCITY_FAULT_CUT_SECONDS", "10"))
 
 _rows: list[dict[str, Any]] = []
 

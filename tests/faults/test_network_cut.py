@@ -1,7 +1,7 @@
 """A network cut between one gateway's agent and the broker, in the middle of the stream, then restored.
 
 The agent reaches mosquitto through a TcpProxy (tests/faults/tcp_proxy.py); the cut resets its
-connection and refuses new ones for SMARTCITY_FAULT_CUT_SECONDS (15 s in CI; minutes in the long
+connection and refuses new ones for SMARTCITY_FAULT_CUT_SECONDS (10 s in CI; minutes in the long
 form). The agent keeps reading into its durable queue; after the cut every reading it accepted is
 stored once, its commands are acked once, and nothing of the other gateway is disturbed.
 """

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from deploy.processes import free_port
-from report import ReportResult, wijk_names_of, write_report
+from report import ReportResult, gateways_of, wijk_names_of, write_report
+from report.figures import read_figures
 from rules.rule_file import load_rules
 from scenario.city import WIJKEN
 from scenario.day import CITY_RULES, TICK, CityDay, active_periods
@@ -92,6 +93,18 @@ def test_bike_priority_covered_each_shower(small_city: tuple[CityDay, Path], rep
         assert low <= row.bike_priority_minutes <= high, (wijk, row.bike_priority_minutes)
 
 
+def test_a_period_that_cuts_a_bike_priority_counts_only_its_part_of_it(small_city: tuple[CityDay, Path]) -> None:
+    day, _ = small_city
+    rule = RULES["rain-bike-priority"]
+    wijk, (on, off) = next((w, p[0]) for w in sorted({w for s in day.showers for w in s.wijken})
+                           if (p := active_periods(day, rule.name, w)))
+    start, end = on + (off - on) / 3, off - (off - on) / 3  # the middle third: active at its start and end
+    figures = read_figures(day.influx, start, end)
+    row = next(r for r in figures.wijken if r.wijk == wijk)
+    assert row.bike_priority_minutes == pytest.approx((end - start) / 60, abs=1e-6)
+    assert figures.bike_periods[wijk] == [(start, end)]
+
+
 def test_completeness_shows_the_gateway_without_power(small_city: tuple[CityDay, Path], report: ReportResult) -> None:
     day, _ = small_city
     (gateway, (off, on)), = day.silent_gateways.items()
@@ -99,6 +112,19 @@ def test_completeness_shows_the_gateway_without_power(small_city: tuple[CityDay,
     assert set(rows) == set(day.gateways)
     assert rows[gateway].minutes_with_data == 1440 - round((on - off) / 60)
     assert all(g.completeness_pct == 100 for name, g in rows.items() if name != gateway)
+
+
+def test_a_gateway_that_sent_nothing_in_the_period_is_listed_at_zero(small_city: tuple[CityDay, Path]) -> None:
+    day, _ = small_city
+    (gateway, (off, on)), = day.silent_gateways.items()
+    start, end = off + 600, on - 600  # inside the hour without power
+    unknown = {g.gateway for g in read_figures(day.influx, start, end).gateways}
+    assert gateway not in unknown  # from InfluxDB alone the report cannot know it
+    known = read_figures(day.influx, start, end, known_gateways=gateways_of(day.registry))
+    rows = {g.gateway: g for g in known.gateways}
+    assert set(rows) == {g.id for g in day.registry.gateways.values()}
+    assert rows[gateway].minutes_with_data == 0 and rows[gateway].completeness_pct == 0
+    assert rows[gateway].gemeente == day.registry.gateways[gateway].gemeente
 
 
 class _Page(HTMLParser):
