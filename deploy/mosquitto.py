@@ -298,6 +298,23 @@ def broker_ready(broker: Broker) -> bool:
     return tls_listening(broker.host, broker.tls_port, broker.tls_ca)
 
 
+def write_accounts(conf_dir: Path, users: dict[str, str], acl_text: str) -> tuple[Path, Path]:
+    """A broker's password file (users: name -> password, hashed by mosquitto_passwd) and ACL file, both
+    0600, in conf_dir (created): their paths."""
+    passwd_tool = find_binary("mosquitto_passwd", "apt-get install mosquitto")
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    passwd = conf_dir / "passwd"
+    passwd.write_text("")
+    passwd.chmod(0o600)
+    for user, password in users.items():
+        subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    acl = conf_dir / "acl"
+    acl.write_text(acl_text)
+    acl.chmod(0o600)
+    return passwd, acl
+
+
 def start_mosquitto(state_dir: Path, users: dict[str, str], *, port: int | None = None,
                     host: str = "127.0.0.1", timeout: float = 10.0,
                     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES, tls: BrokerCerts | None = None,
@@ -313,18 +330,9 @@ def start_mosquitto(state_dir: Path, users: dict[str, str], *, port: int | None 
     if tls_port is not None and tls is None:
         raise ValueError("tls_port needs tls: the broker's certificates (deploy/certificates.py)")
     binary = find_binary("mosquitto", "apt-get install mosquitto (scripts/demo and scripts/test do this)")
-    passwd_tool = find_binary("mosquitto_passwd", "apt-get install mosquitto")
     conf_dir = state_dir / "mosquitto"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    passwd = conf_dir / "passwd"
-    passwd.write_text("")
-    passwd.chmod(0o600)
-    for user, password in users.items():
-        subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    acl = conf_dir / "acl"
-    acl.write_text(acl_policy(u for u in users if u in SERVICE_GRANTS) + (f"\n{extra_acl}" if extra_acl else ""))
-    acl.chmod(0o600)
+    passwd, acl = write_accounts(conf_dir, users, acl_policy(u for u in users if u in SERVICE_GRANTS)
+                                 + (f"\n{extra_acl}" if extra_acl else ""))
     conf = conf_dir / "mosquitto.conf"
     for attempt in range(1, PORT_ATTEMPTS + 1):
         chosen = port or free_port(host)

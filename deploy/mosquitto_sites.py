@@ -20,14 +20,13 @@ those topics. A gateway added to a site needs the site's bridge config and the c
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from core.topics import Channel, check_id, topic
-from deploy.mosquitto import Broker, acl_policy, all_listening, broker_config
+from deploy.mosquitto import Broker, acl_policy, all_listening, broker_config, write_accounts
 from deploy.processes import find_binary, free_port, spawn, wait_until
 
 log = logging.getLogger(__name__)
@@ -127,21 +126,13 @@ def start_site_broker(state_dir: Path, site: Site, users: dict[str, str], centra
     """Start a site broker on loopback (users: its gateways' accounts), bridged to central.
 
     Started again on the same state_dir and port it resumes from its persistence file, with the
-    uplinks queued for the bridge. clean_session=True exists only for the test that shows it loses them.
+    uplinks queued for the bridge; after a crash, deploy/mosquitto.py restart_spec starts it again from
+    its config file. clean_session=True exists only for the test that shows it loses them.
     """
     binary = find_binary("mosquitto", "apt-get install mosquitto (scripts/demo and scripts/test do this)")
-    passwd_tool = find_binary("mosquitto_passwd", "apt-get install mosquitto")
     conf_dir = state_dir / f"mosquitto-{site.gemeente.lower()}"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    passwd = conf_dir / "passwd"
-    passwd.write_text("")
-    passwd.chmod(0o600)
-    for user, password in users.items():
-        subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    acl = conf_dir / "acl"
-    acl.write_text(acl_policy(()))  # gateways confined to their own topics; no service on a site
-    acl.chmod(0o600)
+    # Gateways confined to their own topics; no service on a site.
+    passwd, acl = write_accounts(conf_dir, users, acl_policy(()))
     chosen = port or free_port(host)
     conf = conf_dir / "mosquitto.conf"
     conf.write_text(site_broker_config(site, central, host=host, port=chosen, password_file=passwd,
@@ -152,13 +143,4 @@ def start_site_broker(state_dir: Path, site: Site, users: dict[str, str], centra
     log.info("site mosquitto %s pid %d on %s:%d, bridged to %s:%d", site.gemeente, child.pid, host, chosen,
              central.host, central.port)
     return Broker(host, chosen, users, child, conf)
-
-
-def restart_site_broker(broker: Broker, timeout: float = 10.0) -> None:
-    """Start a killed site broker again from its config file: same port, persistence and bridge."""
-    if broker.config_path is None:
-        raise ValueError("the site broker has no config file")
-    binary = find_binary("mosquitto", "apt-get install mosquitto")
-    broker.child = spawn(broker.child.name, [binary, "-c", str(broker.config_path)], broker.child.log_path)
-    wait_until(broker.child, partial(all_listening, broker.host, [broker.port]), timeout)
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deploy.processes import ChildProcess, ServiceError, spawn
+from deploy.processes import ChildProcess, ServiceError, spawn, wait_until
 from deploy.supervisor_model import (
     PREVENT_RESTART_EXIT_STATUS,
     Backoff,
@@ -317,6 +317,17 @@ class Supervisor:
                 if entry.state in (State.STARTING, State.RUNNING, State.BACKOFF, State.HELD):
                     entry.state = State.STOPPED
             self._write_status()
+
+
+def start_once(spec: ChildSpec) -> ChildProcess:
+    """Start spec's child once, unsupervised, and wait until it is ready (the fault tests' restart of a
+    killed server with its restart_spec); a ServiceError with its log if it dies or is not ready in time."""
+    child = spawn(spec.name, list(spec.argv), spec.log_path, dict(spec.env) if spec.env else None)
+    if spec.ready is not None:
+        wait_until(child, spec.ready, spec.ready_timeout)
+    if spec.on_start is not None:
+        spec.on_start(child)
+    return child
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:

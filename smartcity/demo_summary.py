@@ -5,6 +5,7 @@ Only this run's points count (time >= the demo's start): a reused state director
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,14 +35,12 @@ def wait_gateways_online(connect: Callable[[], InfluxClient], since_ms: int, gat
                          timeout: float) -> set[str]:
     """Poll (bounded by timeout) until every gateway is online; returns those that were not, logged."""
     deadline, missing = time.monotonic() + timeout, set(gateways)
-    while missing and time.monotonic() < deadline:
-        try:
-            with connect() as influx:
+    with connect() as influx:
+        while missing and time.monotonic() < deadline:
+            with contextlib.suppress(InfluxError):  # the ingest or influxd is still starting: ask again
                 missing = gateways - gateways_online(influx, since_ms)
-        except InfluxError:
-            pass  # the ingest or influxd is still starting: ask again
-        if missing:
-            time.sleep(0.2)
+            if missing:
+                time.sleep(0.2)
     if missing:
         log.warning("gateways not online after %g s: %s; the rules start anyway", timeout, ", ".join(sorted(missing)))
     return missing

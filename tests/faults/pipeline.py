@@ -23,7 +23,8 @@ from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_e
 from deploy import influxdb, mosquitto
 from deploy.influxdb import Influxd, start_influxd
 from deploy.mosquitto import Broker, start_mosquitto
-from deploy.processes import ChildProcess, new_password, spawn, wait_until
+from deploy.processes import ChildProcess, new_password, spawn
+from deploy.supervisor import start_once
 from edge.lora_keys import KeyRing
 from tests.conftest import wait_for
 from tests.e2e.test_pipeline import FAST_RULES  # the same presence rule: commands every few seconds
@@ -176,10 +177,7 @@ class City:
             r = Restart(part, killed_at, time.time())
             self.restarts.append(r)
             return r
-        child = spawn(spec.name, list(spec.argv), spec.log_path, dict(spec.env) if spec.env else None)
-        assert spec.ready is not None and spec.on_start is not None
-        wait_until(child, spec.ready, spec.ready_timeout)
-        spec.on_start(child)
+        start_once(spec)
         r = Restart(part, killed_at, time.time())
         self.restarts.append(r)
         return r
@@ -209,12 +207,7 @@ class City:
 
     def logs_with_tracebacks(self) -> dict[str, str]:
         """Each service log that shows a Python traceback: its last lines."""
-        out = {}
-        for part, child in self.children.items():
-            text = child.log_path.read_text(errors="replace") if child.log_path.exists() else ""
-            if "Traceback" in text:
-                out[part] = "\n".join(text.splitlines()[-30:])
-        return out
+        return logs_with_tracebacks(self.children)
 
     def query(self, q: str, epoch: str | None = "ms") -> list[dict[str, object]]:
         """Rows of a query, with each series' tags merged in; [] while InfluxDB does not answer."""
@@ -226,3 +219,13 @@ class City:
 
 def read_json(path: Path) -> object:
     return json.loads(path.read_text())
+
+
+def logs_with_tracebacks(children: dict[str, ChildProcess], lines: int = 30) -> dict[str, str]:
+    """Each child whose log shows a Python traceback: its last lines (also tests/scale/sites.py's check)."""
+    out = {}
+    for name, child in children.items():
+        text = child.log_path.read_text(errors="replace") if child.log_path.exists() else ""
+        if "Traceback" in text:
+            out[name] = "\n".join(text.splitlines()[-lines:])
+    return out

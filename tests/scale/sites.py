@@ -27,10 +27,12 @@ from core.senml import Reading, encode
 from core.settings import InfluxSettings, MqttSettings, influx_to_env, mqtt_to_env
 from core.topics import Channel, topic
 from deploy.influxdb import Influxd, start_influxd
-from deploy.mosquitto import Broker, start_mosquitto
-from deploy.mosquitto_sites import Central, Site, bridge_acl, restart_site_broker, start_site_broker
+from deploy.mosquitto import Broker, restart_spec, start_mosquitto
+from deploy.mosquitto_sites import Central, Site, bridge_acl, start_site_broker
 from deploy.processes import ChildProcess, new_password, spawn
+from deploy.supervisor import start_once
 from tests.e2e.test_pipeline import FAST_RULES
+from tests.faults.pipeline import logs_with_tracebacks
 from tests.faults.tcp_proxy import TcpProxy
 
 DATABASE = "smartcity_sites"
@@ -177,7 +179,7 @@ class Topology:
         broker.kill()
 
     def restart_site(self, code: str) -> None:
-        restart_site_broker(self.site_brokers[code])
+        start_once(restart_spec(self.site_brokers[code]))  # same config: port, persistence, bridge
 
     def stored(self, gw: Gateway) -> tuple[dict[str, list[int]], dict[str, int]]:
         """Per device: the seqs whose readings InfluxDB holds (one entry per point), and count()."""
@@ -214,9 +216,4 @@ class Topology:
                 server.stop()
 
     def tracebacks(self) -> dict[str, str]:
-        out = {}
-        for name, child in self.children.items():
-            text = child.log_path.read_text(errors="replace") if child.log_path.exists() else ""
-            if "Traceback" in text:
-                out[name] = "\n".join(text.splitlines()[-20:])
-        return out
+        return logs_with_tracebacks(self.children)
